@@ -1,0 +1,123 @@
+/**
+ * Every error code towerline throws. The string is stable API: match on `error.code`, never on
+ * the message.
+ */
+export type ErrorCode =
+  /** A parameter is out of range, not finite, or of the wrong type. */
+  | 'ERR_INVALID_ARGUMENT'
+  /** A retry loop used up its attempts; `cause` is the last error, `attempts` the count. */
+  | 'ERR_RETRY_EXHAUSTED'
+  /** A reconnector used up its attempts; `cause` is the last connect error. */
+  | 'ERR_RECONNECT_GAVE_UP'
+  /** The object was closed; the operation can never succeed. */
+  | 'ERR_CLOSED'
+  /** A bounded queue is full; the request never reached the wire. */
+  | 'ERR_QUEUE_FULL'
+  /** A connection died with the request in flight; see `mayHaveExecuted`. */
+  | 'ERR_CONNECTION_LOST'
+  /** A connect attempt did not finish within `connectTimeout`. */
+  | 'ERR_CONNECT_TIMEOUT'
+  /** An operation did not finish within its time limit. */
+  | 'ERR_TIMEOUT'
+  /** A TLS certificate, key or CA bundle is unusable. */
+  | 'ERR_TLS_INVALID'
+  /** A configuration value failed validation. */
+  | 'ERR_CONFIG_INVALID'
+  /** A rate limit refused the request; see `retryAfterMs`. */
+  | 'ERR_RATE_LIMITED'
+  /** A request body is larger than allowed. */
+  | 'ERR_BODY_TOO_LARGE';
+
+/** Extra, serialisable facts attached to a {@link TowerlineError}. */
+export interface TowerlineErrorDetails {
+  /** The error that caused this one. */
+  cause?: unknown;
+  /** How many attempts were made (retry and reconnect errors). */
+  attempts?: number;
+  /** True when a request may have reached the peer before the failure. */
+  mayHaveExecuted?: boolean;
+  /** How long the caller should wait before trying again. */
+  retryAfterMs?: number;
+  /** The parameter or field the error is about. */
+  parameter?: string;
+}
+
+/**
+ * The one error class towerline throws. `code` says what happened, `cause` holds the original
+ * error, and the message never contains secrets (no keys, no credentials, no request bodies).
+ *
+ * @example
+ * ```ts
+ * try { await service.call(req) } catch (e) {
+ *   if (isTowerlineError(e, 'ERR_RETRY_EXHAUSTED')) console.log(e.attempts, e.cause)
+ * }
+ * ```
+ */
+export class TowerlineError extends Error {
+  override readonly name = 'TowerlineError';
+  readonly code: ErrorCode;
+  readonly attempts?: number;
+  readonly mayHaveExecuted?: boolean;
+  readonly retryAfterMs?: number;
+  readonly parameter?: string;
+
+  constructor(code: ErrorCode, message: string, details: TowerlineErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.code = code;
+    if (details.attempts !== undefined) this.attempts = details.attempts;
+    if (details.mayHaveExecuted !== undefined) this.mayHaveExecuted = details.mayHaveExecuted;
+    if (details.retryAfterMs !== undefined) this.retryAfterMs = details.retryAfterMs;
+    if (details.parameter !== undefined) this.parameter = details.parameter;
+  }
+
+  /** A plain object for logs and events: code, message and the facts, never the cause's body. */
+  toJSON(): Record<string, unknown> {
+    return {
+      name: this.name,
+      code: this.code,
+      message: this.message,
+      attempts: this.attempts,
+      mayHaveExecuted: this.mayHaveExecuted,
+      retryAfterMs: this.retryAfterMs,
+      parameter: this.parameter,
+      cause: describeError(this.cause),
+    };
+  }
+}
+
+/** True when `error` is a {@link TowerlineError}, and, if given, carries `code`. */
+export function isTowerlineError(error: unknown, code?: ErrorCode): error is TowerlineError {
+  return error instanceof TowerlineError && (code === undefined || error.code === code);
+}
+
+/** Throws `ERR_INVALID_ARGUMENT` naming `parameter`. */
+export function invalidArgument(parameter: string, problem: string): never {
+  throw new TowerlineError('ERR_INVALID_ARGUMENT', `invalid ${parameter}: ${problem}`, {
+    parameter,
+  });
+}
+
+/**
+ * A short, secret-free description of an error for messages and events: its code or name,
+ * never its full message (which may quote a request, a URL with credentials or a key).
+ */
+export function describeError(error: unknown): string | undefined {
+  if (error === undefined || error === null) return undefined;
+  if (typeof error === 'object') {
+    const e = error as { code?: unknown; name?: unknown };
+    if (typeof e.code === 'string' && e.code) return e.code;
+    if (typeof e.name === 'string' && e.name) return e.name;
+    return 'Error';
+  }
+  return typeof error;
+}
+
+/** True for the errors that mean "the caller gave up": DOM `AbortError`s and p-retry's. */
+export function isAbortError(error: unknown): boolean {
+  return (
+    typeof error === 'object' &&
+    error !== null &&
+    ((error as { name?: unknown }).name === 'AbortError' ||
+      (error as { code?: unknown }).code === 'ABORT_ERR')
+  );
+}

@@ -1,0 +1,145 @@
+import { EventEmitter } from 'eventemitter3';
+
+/** A map from event name to its payload, a plain serialisable object. */
+export type EventMap = { [event: string]: object };
+
+/** Something that can be unsubscribed; also usable with `using`. */
+export interface Disposable {
+  dispose(): void;
+  [Symbol.dispose](): void;
+}
+
+/** Reported when a listener throws; the emitting machine carries on. */
+export interface ListenerError {
+  event: string;
+  error: unknown;
+}
+
+export type ListenerErrorHandler = (report: ListenerError) => void;
+
+/**
+ * The default report for a throwing listener: a process warning (visible on stderr, catchable
+ * with `process.on('warning')`), never an exception in the code that emitted.
+ */
+export const warnListenerError: ListenerErrorHandler = ({ event, error }) => {
+  const what = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  process.emitWarning(`a listener for "${event}" threw: ${what}`, {
+    code: 'TOWERLINE_LISTENER_ERROR',
+  });
+};
+
+/**
+ * A typed event emitter on eventemitter3 in which a listener that throws is reported to
+ * `onListenerError` (default {@link warnListenerError}) and never propagates into the machine
+ * that emitted; the remaining listeners still run. There is no special `error` event: nothing
+ * crashes a process for want of a listener.
+ *
+ * @example
+ * ```ts
+ * const events = new TypedEmitter<{ retry: { attempt: number } }>();
+ * using sub = events.subscribe('retry', (e) => console.log(e.attempt));
+ * ```
+ */
+export class TypedEmitter<Events extends EventMap> {
+  readonly #ee = new EventEmitter();
+  readonly #onListenerError: ListenerErrorHandler;
+  /**
+   * eventemitter3 calls `fn.call(context, payload)`: every listener is registered as the
+   * context of one shared guard, so its native `once`/`off` bookkeeping stays intact while
+   * every call is wrapped in a try/catch.
+   */
+  readonly #guard: (this: (payload: unknown) => void, payload: unknown) => void;
+  #emitting = '';
+
+  constructor(options: { onListenerError?: ListenerErrorHandler } = {}) {
+    this.#onListenerError = options.onListenerError ?? warnListenerError;
+    const report = (error: unknown) => this.#report(this.#emitting, error);
+    this.#guard = function guard(payload) {
+      try {
+        this(payload);
+      } catch (error) {
+        report(error);
+      }
+    };
+  }
+
+  on<K extends keyof Events & string>(event: K, listener: (payload: Events[K]) => void): this {
+    this.#ee.on(event, this.#guard, listener);
+    return this;
+  }
+
+  once<K extends keyof Events & string>(event: K, listener: (payload: Events[K]) => void): this {
+    this.#ee.once(event, this.#guard, listener);
+    return this;
+  }
+
+  off<K extends keyof Events & string>(event: K, listener?: (payload: Events[K]) => void): this {
+    if (listener) this.#ee.off(event, this.#guard, listener);
+    else this.#ee.off(event);
+    return this;
+  }
+
+  /** Subscribes and returns a handle that unsubscribes (cockatiel style). */
+  subscribe<K extends keyof Events & string>(
+    event: K,
+    listener: (payload: Events[K]) => void,
+  ): Disposable {
+    this.on(event, listener);
+    const dispose = () => {
+      this.off(event, listener);
+    };
+    return { dispose, [Symbol.dispose]: dispose };
+  }
+
+  /** Resolves with the next payload of `event`; rejects with `signal.reason` on abort. */
+  next<K extends keyof Events & string>(event: K, signal?: AbortSignal): Promise<Events[K]> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise((resolve, reject) => {
+      const onAbort = () => {
+        this.off(event, onEvent);
+        reject(signal!.reason);
+      };
+      const onEvent = (payload: Events[K]) => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve(payload);
+      };
+      this.once(event, onEvent);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  listenerCount(event: keyof Events & string): number {
+    return this.#ee.listenerCount(event);
+  }
+
+  eventNames(): Array<keyof Events & string> {
+    return this.#ee.eventNames() as Array<keyof Events & string>;
+  }
+
+  removeAllListeners(event?: keyof Events & string): this {
+    this.#ee.removeAllListeners(event);
+    return this;
+  }
+
+  /**
+   * Calls every listener of `event` with `payload`. A listener that throws is reported and the
+   * rest still run. Returns whether there was any listener.
+   */
+  emit<K extends keyof Events & string>(event: K, payload: Events[K]): boolean {
+    const outer = this.#emitting;
+    this.#emitting = event;
+    try {
+      return this.#ee.emit(event, payload);
+    } finally {
+      this.#emitting = outer;
+    }
+  }
+
+  #report(event: string, error: unknown): void {
+    try {
+      this.#onListenerError({ event, error });
+    } catch {
+      // The reporter itself failed; there is nowhere left to report to.
+    }
+  }
+}

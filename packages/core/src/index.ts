@@ -1,0 +1,51 @@
+/**
+ * @towerline/core — the pieces every towerline package stands on: `Service`/`Layer`, the
+ * backoff engine, abortable `sleep`, injectable clocks and randomness, typed events and
+ * `TowerlineError`.
+ *
+ * @packageDocumentation
+ */
+export {
+  backoff,
+  checkAttempt,
+  type DelayBounds,
+  ExponentialBackoff,
+  type ExponentialBackoffOptions,
+  ExponentialRandomBackoff,
+  type ExponentialRandomBackoffOptions,
+  FixedInterval,
+  type IntervalFunction,
+  type Jitter,
+  LinearBackoff,
+  type LinearBackoffOptions,
+} from './backoff.js';
+export { type Clock, type RandomSource, seededRandom, systemClock, type TimerHandle } from './clock.js';
+export {
+  describeError,
+  type ErrorCode,
+  invalidArgument,
+  isAbortError,
+  isTowerlineError,
+  TowerlineError,
+  type TowerlineErrorDetails,
+} from './errors.js';
+export {
+  type Disposable,
+  type EventMap,
+  type ListenerError,
+  type ListenerErrorHandler,
+  TypedEmitter,
+  warnListenerError,
+} from './events.js';
+export {
+  type CallContext,
+  type Layer,
+  layerFn,
+  type RequestOf,
+  type ResponseOf,
+  type Service,
+  ServiceBuilder,
+  type ServiceLayer,
+  serviceFn,
+} from './service.js';
+export { type SleepOptions, sleep } from './sleep.js';

@@ -1,0 +1,28 @@
+/**
+ * `pnpm bench [suite...]`: runs the named suites of test/bench (all when none is named), prints
+ * each table and writes `.bench/<suite>.json`.
+ */
+import { readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { printReport, type SuiteReport, writeReport } from './harness.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const available = readdirSync(here)
+  .filter((f) => f.endsWith('.bench.ts'))
+  .map((f) => f.slice(0, -'.bench.ts'.length))
+  .sort();
+const wanted = process.argv.slice(2).filter((a) => a !== '--');
+const unknown = wanted.filter((w) => !available.includes(w));
+if (unknown.length) {
+  console.error(`unknown suite(s): ${unknown.join(', ')}; available: ${available.join(', ')}`);
+  process.exit(2);
+}
+for (const suite of wanted.length ? wanted : available) {
+  const mod = (await import(pathToFileURL(join(here, `${suite}.bench.ts`)).href)) as {
+    default: () => Promise<SuiteReport>;
+  };
+  const report = await mod.default();
+  printReport(report);
+  console.log(`wrote ${writeReport(report)}`);
+}
