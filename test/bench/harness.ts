@@ -81,7 +81,11 @@ export function withRatios(results: CaseResult[], baseline?: string): CaseResult
 }
 
 const fmt = (n: number): string =>
-  n >= 1e6 ? `${(n / 1e6).toFixed(2)} ms` : n >= 1e3 ? `${(n / 1e3).toFixed(2)} µs` : `${n.toFixed(1)} ns`;
+  n >= 1e6
+    ? `${(n / 1e6).toFixed(2)} ms`
+    : n >= 1e3
+      ? `${(n / 1e3).toFixed(2)} µs`
+      : `${n.toFixed(1)} ns`;
 
 /** Prints a suite's table: case, time per op, ratio to the baseline. */
 export function printReport(report: SuiteReport): void {

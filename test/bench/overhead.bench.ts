@@ -1,5 +1,9 @@
 import { RetryLayer } from '@towerline/retry';
-import { handleAll, retry as cockatielRetry, ExponentialBackoff as CockatielBackoff } from 'cockatiel';
+import {
+  ExponentialBackoff as CockatielBackoff,
+  retry as cockatielRetry,
+  handleAll,
+} from 'cockatiel';
 import pRetry from 'p-retry';
 import { type MicroCase, measureCases, type SuiteReport } from './harness.js';
 

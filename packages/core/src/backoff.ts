@@ -207,14 +207,14 @@ export class ExponentialRandomBackoff implements IntervalFunction {
 /** Named policies whose numbers come from the systems they are named after. */
 export const backoff = {
   /** Delay that never changes. */
-  fixed: (interval: number): IntervalFunction => new FixedInterval(interval),
+  fixed: (interval: number): FixedInterval => new FixedInterval(interval),
   /** Linear growth; see {@link LinearBackoff}. */
-  linear: (options: LinearBackoffOptions): IntervalFunction => new LinearBackoff(options),
+  linear: (options: LinearBackoffOptions): LinearBackoff => new LinearBackoff(options),
   /** Exponential growth, no jitter; see {@link ExponentialBackoff}. */
-  exponential: (options: ExponentialBackoffOptions): IntervalFunction =>
+  exponential: (options: ExponentialBackoffOptions): ExponentialBackoff =>
     new ExponentialBackoff(options),
   /** Exponential growth with jitter; see {@link ExponentialRandomBackoff}. */
-  exponentialRandom: (options: ExponentialRandomBackoffOptions): IntervalFunction =>
+  exponentialRandom: (options: ExponentialRandomBackoffOptions): ExponentialRandomBackoff =>
     new ExponentialRandomBackoff(options),
 
   /**

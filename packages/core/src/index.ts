@@ -19,7 +19,13 @@ export {
   LinearBackoff,
   type LinearBackoffOptions,
 } from './backoff.js';
-export { type Clock, type RandomSource, seededRandom, systemClock, type TimerHandle } from './clock.js';
+export {
+  type Clock,
+  type RandomSource,
+  seededRandom,
+  systemClock,
+  type TimerHandle,
+} from './clock.js';
 export {
   describeError,
   type ErrorCode,
@@ -49,3 +55,4 @@ export {
   serviceFn,
 } from './service.js';
 export { type SleepOptions, sleep } from './sleep.js';
+export { VirtualClock } from './virtual-clock.js';

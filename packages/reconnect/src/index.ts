@@ -1,1 +1,35 @@
-export {};
+/**
+ * @towerline/reconnect — the engine every long-lived thing in towerline shares: a connection
+ * state machine with backoff and events (`Reconnector`), a `Service` over it that queues,
+ * retries idempotent requests and never loses one silently (`ReconnectLayer`), and the same
+ * machine for stream builders (`superviseStream`).
+ *
+ * @packageDocumentation
+ */
+export {
+  type ConnectContext,
+  isSocketError,
+  Reconnector,
+  type ReconnectorEvents,
+  type ReconnectorOptions,
+  type ReconnectorStats,
+} from './reconnector.js';
+export {
+  defaultSizeOf,
+  ReconnectLayer,
+  ReconnectService,
+  type ReconnectServiceOptions,
+  type ReconnectServiceStats,
+} from './service.js';
+export {
+  type ConnectionState,
+  canTransition,
+  IllegalTransitionError,
+  TRANSITIONS,
+} from './state.js';
+export {
+  type StreamBuilder,
+  SupervisedStream,
+  type SuperviseStreamOptions,
+  superviseStream,
+} from './stream.js';

@@ -15,3 +15,4 @@ export {
   RetryService,
   retry,
 } from './retry.js';
+export { parseRetryAfter } from './retry-after.js';

@@ -1,0 +1,22 @@
+/**
+ * Reads an HTTP `Retry-After` value (RFC 9110 §10.2.3): delay-seconds or an HTTP-date.
+ * Returns milliseconds from `now`, never negative, or `undefined` when the value is absent or
+ * malformed — so it drops straight into `delayFromError`.
+ *
+ * @example
+ * ```ts
+ * new RetryLayer({ delayFromError: (e) => parseRetryAfter((e as HttpError).retryAfter) });
+ * ```
+ */
+export function parseRetryAfter(
+  value: string | null | undefined,
+  now: number = Date.now(),
+): number | undefined {
+  if (value === null || value === undefined) return undefined;
+  const text = value.trim();
+  if (text === '') return undefined;
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const at = Date.parse(text);
+  if (Number.isNaN(at)) return undefined;
+  return Math.max(0, at - now);
+}
