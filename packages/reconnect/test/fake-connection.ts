@@ -17,7 +17,8 @@ interface PendingConnect {
   reject: (error: unknown) => void;
 }
 
-export const refused = () => Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+export const refused = () =>
+  Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
 
 /**
  * A reconnector on virtual time whose connect attempts wait for the test to settle them
