@@ -8,6 +8,7 @@
  */
 export {
   type ConnectContext,
+  defaultReconnectPolicy,
   isSocketError,
   Reconnector,
   type ReconnectorEvents,
