@@ -26,7 +26,9 @@ export type ErrorCode =
   /** A rate limit refused the request; see `retryAfterMs`. */
   | 'ERR_RATE_LIMITED'
   /** A request body is larger than allowed. */
-  | 'ERR_BODY_TOO_LARGE';
+  | 'ERR_BODY_TOO_LARGE'
+  /** A value was asked for before there was one (call `start()` first). */
+  | 'ERR_NOT_READY';
 
 /** Extra, serialisable facts attached to a {@link TowerlineError}. */
 export interface TowerlineErrorDetails {
@@ -40,6 +42,8 @@ export interface TowerlineErrorDetails {
   retryAfterMs?: number;
   /** The parameter or field the error is about. */
   parameter?: string;
+  /** Every problem found, for validation errors. */
+  problems?: readonly string[];
 }
 
 /**
@@ -60,6 +64,7 @@ export class TowerlineError extends Error {
   readonly mayHaveExecuted?: boolean;
   readonly retryAfterMs?: number;
   readonly parameter?: string;
+  readonly problems?: readonly string[];
 
   constructor(code: ErrorCode, message: string, details: TowerlineErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
@@ -68,6 +73,7 @@ export class TowerlineError extends Error {
     if (details.mayHaveExecuted !== undefined) this.mayHaveExecuted = details.mayHaveExecuted;
     if (details.retryAfterMs !== undefined) this.retryAfterMs = details.retryAfterMs;
     if (details.parameter !== undefined) this.parameter = details.parameter;
+    if (details.problems !== undefined) this.problems = Object.freeze([...details.problems]);
   }
 
   /** A plain object for logs and events: code, message and the facts, never the cause's body. */
@@ -80,6 +86,7 @@ export class TowerlineError extends Error {
       mayHaveExecuted: this.mayHaveExecuted,
       retryAfterMs: this.retryAfterMs,
       parameter: this.parameter,
+      problems: this.problems,
       cause: describeError(this.cause),
     };
   }

@@ -1,0 +1,153 @@
+import { watch } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { invalidArgument, TowerlineError } from '@towerline/core';
+import type { ConfigSource } from './provider.js';
+
+export interface FileSourceOptions {
+  /** Quiet time after the last change before reading, ms. Default 50. */
+  debounceMs?: number;
+  /** Times to re-read when the files change while being read. Default 3. */
+  consistencyRetries?: number;
+}
+
+type Contents<F> = F extends string ? string : { [K in keyof F]: string };
+
+async function readAll(
+  paths: ReadonlyArray<readonly [string, string]>,
+): Promise<Record<string, string>> {
+  const entries = await Promise.all(
+    paths.map(async ([name, path]) => {
+      try {
+        return [name, await readFile(path, 'utf8')] as const;
+      } catch (error) {
+        const code = (error as { code?: string }).code;
+        const why =
+          code === 'ENOENT'
+            ? 'does not exist'
+            : code === 'EISDIR'
+              ? 'is a directory, not a file'
+              : code === 'EACCES'
+                ? 'is not readable'
+                : `cannot be read (${code ?? 'error'})`;
+        throw new TowerlineError('ERR_CONFIG_INVALID', `${path} ${why}`, {
+          cause: error,
+          parameter: name,
+        });
+      }
+    }),
+  );
+  return Object.fromEntries(entries);
+}
+
+const same = (a: Record<string, string>, b: Record<string, string>) =>
+  Object.keys(a).every((k) => a[k] === b[k]);
+
+/**
+ * Reads every file twice and keeps the result only when both reads agree, so that a cert and a
+ * key written one after the other are never paired across a rotation.
+ */
+async function readConsistent(
+  paths: ReadonlyArray<readonly [string, string]>,
+  retries: number,
+): Promise<Record<string, string>> {
+  let first = await readAll(paths);
+  for (let i = 0; i < retries; i++) {
+    const second = await readAll(paths);
+    if (same(first, second)) return first;
+    first = second;
+  }
+  return first;
+}
+
+/**
+ * A config source that watches files. It watches their directories, so it survives in-place
+ * writes, write-to-temp-then-rename and the Kubernetes `..data` symlink swap; changes are
+ * debounced; several files (a cert and its key) are read as one consistent snapshot; a value is
+ * pushed only when some content changed. Half-written input reaches `parse`/`validate` like any
+ * other and is refused there; the next change event brings the complete file. A read error ends
+ * the stream and the provider rebuilds it with backoff.
+ *
+ * `files` is one path (the value is its text) or a map of names to paths (the value maps the
+ * same names to texts).
+ *
+ * @example
+ * ```ts
+ * const tls = new ConfigProvider({
+ *   source: fileSource({ cert: '/etc/tls/tls.crt', key: '/etc/tls/tls.key' }),
+ *   parse: ({ cert, key }) => loadTlsConfigSync({ cert, key }),
+ * });
+ * ```
+ */
+export function fileSource<F extends string | Record<string, string>>(
+  files: F,
+  options: FileSourceOptions = {},
+): Required<ConfigSource<Contents<F>>> & { load: () => Promise<Contents<F>>; paths: string[] } {
+  const single = typeof files === 'string';
+  const named: Array<readonly [string, string]> = single
+    ? [['file', resolve(files)]]
+    : Object.entries(files as Record<string, string>).map(([k, p]) => [k, resolve(p)] as const);
+  if (named.length === 0) invalidArgument('files', 'expected at least one path');
+  for (const [name, path] of named) {
+    if (typeof path !== 'string' || path === '')
+      invalidArgument(`files.${name}`, 'expected a path');
+  }
+  const { debounceMs = 50, consistencyRetries = 3 } = options;
+  if (!(debounceMs >= 0)) invalidArgument('debounceMs', `expected ms >= 0, got ${debounceMs}`);
+  const shape = (contents: Record<string, string>) =>
+    (single ? contents.file : contents) as Contents<F>;
+  const load = async () => shape(await readConsistent(named, consistencyRetries));
+
+  async function* stream(signal: AbortSignal): AsyncGenerator<Contents<F>> {
+    let dirty = false;
+    let failure: unknown;
+    let wake: (() => void) | undefined;
+    let debounce: ReturnType<typeof setTimeout> | undefined;
+    const poke = () => {
+      const w = wake;
+      wake = undefined;
+      w?.();
+    };
+    const onChange = () => {
+      clearTimeout(debounce);
+      debounce = setTimeout(() => {
+        dirty = true;
+        poke();
+      }, debounceMs);
+    };
+    const watchers = [...new Set(named.map(([, p]) => dirname(p)))].map((dir) => {
+      const w = watch(dir, { persistent: false }, onChange);
+      w.on('error', (error) => {
+        failure = error;
+        poke();
+      });
+      return w;
+    });
+    const onAbort = () => poke();
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      let last = await readConsistent(named, consistencyRetries);
+      yield shape(last);
+      while (!signal.aborted) {
+        if (!dirty && failure === undefined) {
+          await new Promise<void>((r) => {
+            wake = r;
+          });
+          continue;
+        }
+        if (failure !== undefined) throw failure;
+        dirty = false;
+        const next = await readConsistent(named, consistencyRetries);
+        if (same(last, next)) continue;
+        last = next;
+        yield shape(next);
+      }
+    } finally {
+      clearTimeout(debounce);
+      signal.removeEventListener('abort', onAbort);
+      for (const w of watchers) w.close();
+    }
+  }
+
+  return { stream, load, paths: named.map(([, p]) => p) };
+}

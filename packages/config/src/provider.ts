@@ -1,0 +1,403 @@
+import { isDeepStrictEqual } from 'node:util';
+import {
+  backoff,
+  type Clock,
+  type IntervalFunction,
+  invalidArgument,
+  isTowerlineError,
+  systemClock,
+  TowerlineError,
+  TypedEmitter,
+} from '@towerline/core';
+import { type StreamBuilder, type SupervisedStream, superviseStream } from '@towerline/reconnect';
+
+/** Where values come from: pushed by a stream, read on demand by `load`, or both. */
+export interface ConfigSource<Raw> {
+  /** Values over time; supervised by `superviseStream` (rebuilt with backoff on failure). */
+  stream?: StreamBuilder<Raw>;
+  /** Reads the current input; used by `reload()` without an argument. */
+  load?: () => Raw | Promise<Raw>;
+}
+
+/** What `validate` returns: the problems found (none means valid), or `true`/`void` for valid. */
+export type ValidationResult = readonly string[] | string | boolean | undefined | void;
+
+export interface ConfigProviderOptions<T, Raw = T> {
+  /** A source, or a bare stream builder. */
+  source?: ConfigSource<Raw> | StreamBuilder<Raw>;
+  /** Turns raw input (file contents, a message) into a value; a throw rejects the input. */
+  parse?: (raw: Raw) => T;
+  /**
+   * Checks a candidate against the current value. Return every problem found; a non-empty list
+   * (or a throw) rejects the candidate and keeps the current value.
+   */
+  validate?: (next: T, prev: T | undefined) => ValidationResult;
+  /**
+   * Top-level keys that cannot change at runtime (listen address, storage mode). A change to one
+   * is warned, listing the changed keys, and not applied; the rest is swapped whole.
+   */
+  staticKeys?: ReadonlyArray<keyof T & string>;
+  /** A value to serve before the source delivers one. Validated like any other. */
+  initial?: T;
+  /** Backoff for rebuilding a failed stream. Default: 10 ms doubling to 10 s (seed 000). */
+  policy?: IntervalFunction;
+  clock?: Clock;
+  name?: string;
+}
+
+export type ConfigEvents = {
+  /** A new value was accepted; `get()` returns it from now on. */
+  updated: { version: number };
+  /** A candidate was refused; the current value stays. */
+  rejected: { error: TowerlineError };
+  /** A change to static keys was ignored. */
+  staticChange: { changed: string[]; message: string };
+  /** The source delivers again. */
+  healthy: Record<string, never>;
+  /** The source failed; it is being rebuilt with backoff. */
+  unhealthy: { error: unknown };
+};
+
+export interface StartOptions {
+  signal?: AbortSignal;
+  /** Rejects with `ERR_TIMEOUT` when no valid value arrived in time, ms. */
+  timeout?: number;
+}
+
+interface Reload<Raw> {
+  input: Raw | (() => Raw | Promise<Raw>) | undefined;
+  promise: Promise<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+}
+
+function deepFreeze<V>(value: V): V {
+  if (value === null || typeof value !== 'object' || Object.isFrozen(value)) return value;
+  const proto = Object.getPrototypeOf(value);
+  // Plain data only: class instances (a SecureContext, a Buffer) keep their own semantics.
+  if (!Array.isArray(value) && proto !== Object.prototype && proto !== null) return value;
+  Object.freeze(value);
+  for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key]);
+  return value;
+}
+
+function problemsOf(result: ValidationResult): string[] {
+  if (result === undefined || result === true) return [];
+  if (result === false) return ['rejected by validate()'];
+  if (typeof result === 'string') return result ? [result] : [];
+  return [...result];
+}
+
+function invalid(name: string, problems: string[], cause?: unknown): TowerlineError {
+  const list = problems.map((p) => `  - ${p}`).join('\n');
+  return new TowerlineError(
+    'ERR_CONFIG_INVALID',
+    `${name}: invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${list}`,
+    { problems, ...(cause === undefined ? {} : { cause }) },
+  );
+}
+
+/**
+ * A hot-reloadable value: `get()` is one property read of an immutable snapshot (the ArcSwap
+ * of JS), every accepted value bumps `version`, an invalid one is refused with every problem
+ * listed while the old value stays, and reloads are serialised so that N concurrent
+ * `reload()`s cost at most two loads and never apply older input over newer.
+ *
+ * @example
+ * ```ts
+ * const config = new ConfigProvider({
+ *   source: fileSource('/etc/app/config.json'),
+ *   parse: (text) => JSON.parse(text) as AppConfig,
+ *   validate: (c) => (c.rateLimit.burst > 0 ? [] : ['rateLimit.burst must be > 0']),
+ *   staticKeys: ['listen'],
+ * });
+ * await config.start({ timeout: 5_000 });
+ * config.get().rateLimit; // always the latest valid value
+ * ```
+ */
+export class ConfigProvider<T, Raw = T> {
+  readonly events = new TypedEmitter<ConfigEvents>();
+  readonly name: string;
+  #value: T | undefined;
+  #version = 0;
+  #healthy: boolean | undefined;
+  #closed = false;
+  readonly #parse: ((raw: Raw) => T) | undefined;
+  readonly #validate: ConfigProviderOptions<T, Raw>['validate'];
+  readonly #staticKeys: ReadonlyArray<keyof T & string>;
+  readonly #source: ConfigSource<Raw>;
+  readonly #policy: IntervalFunction;
+  readonly #clock: Clock;
+  #stream: SupervisedStream<Raw> | undefined;
+  #consuming: Promise<void> | undefined;
+  #running: Promise<unknown> | undefined;
+  #queued: Reload<Raw> | undefined;
+  #loads = 0;
+
+  constructor(options: ConfigProviderOptions<T, Raw> = {}) {
+    const source =
+      typeof options.source === 'function' ? { stream: options.source } : options.source;
+    if (source !== undefined && (typeof source !== 'object' || source === null)) {
+      invalidArgument('source', 'expected a stream builder or { stream?, load? }');
+    }
+    for (const key of ['parse', 'validate'] as const) {
+      if (options[key] !== undefined && typeof options[key] !== 'function') {
+        invalidArgument(key, 'expected a function');
+      }
+    }
+    this.name = options.name ?? 'config';
+    this.#source = source ?? {};
+    this.#parse = options.parse;
+    this.#validate = options.validate;
+    this.#staticKeys = options.staticKeys ?? [];
+    this.#policy =
+      options.policy ?? backoff.exponential({ initial: 10, multiplier: 2, max: 10_000 });
+    this.#clock = options.clock ?? systemClock;
+    if (options.initial !== undefined) this.#accept(options.initial as unknown as Raw, true);
+  }
+
+  /** The current value: one property read. Throws `ERR_NOT_READY` before the first value. */
+  get(): T {
+    const value = this.#value;
+    if (value === undefined) throw this.#notReady();
+    return value;
+  }
+
+  /** Increments with every accepted value; 0 before the first. */
+  get version(): number {
+    return this.#version;
+  }
+
+  /** Whether the source is delivering: false after a failure until it yields again. */
+  get healthy(): boolean {
+    return this.#healthy === true || (this.#healthy === undefined && this.#value !== undefined);
+  }
+
+  /** How many times input was loaded through `reload()` (for tests and dashboards). */
+  get loads(): number {
+    return this.#loads;
+  }
+
+  /**
+   * Starts the source and resolves with the first valid value. Rejects on `timeout`
+   * (`ERR_TIMEOUT`), on abort, or when the source fails before any value arrived.
+   */
+  start(options: StartOptions = {}): Promise<T> {
+    if (this.#closed)
+      return Promise.reject(new TowerlineError('ERR_CLOSED', `${this.name} is closed`));
+    const { signal, timeout } = options;
+    if (timeout !== undefined && !(timeout > 0))
+      invalidArgument('timeout', `expected ms > 0, got ${timeout}`);
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    this.#startSource();
+    if (this.#value !== undefined) return Promise.resolve(this.#value);
+    return new Promise<T>((resolve, reject) => {
+      const subs = [
+        this.events.subscribe('updated', () => finish(undefined)),
+        this.events.subscribe('unhealthy', ({ error }) => {
+          if (this.#value === undefined) {
+            finish(
+              new TowerlineError(
+                'ERR_CONFIG_INVALID',
+                `${this.name}: the source failed before delivering a value`,
+                {
+                  cause: error,
+                },
+              ),
+            );
+          }
+        }),
+      ];
+      const onAbort = () => finish(signal!.reason);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const timer =
+        timeout === undefined
+          ? undefined
+          : this.#clock.setTimeout(
+              () =>
+                finish(
+                  new TowerlineError(
+                    'ERR_TIMEOUT',
+                    `${this.name}: no valid value within ${timeout} ms`,
+                  ),
+                ),
+              timeout,
+            );
+      const finish = (error: unknown) => {
+        for (const s of subs) s.dispose();
+        signal?.removeEventListener('abort', onAbort);
+        if (timer !== undefined) this.#clock.clearTimeout(timer);
+        if (error === undefined) resolve(this.#value as T);
+        else reject(error);
+      };
+      if (!this.#source.stream && this.#source.load) {
+        this.reload().catch((error: unknown) => finish(error));
+      }
+    });
+  }
+
+  /**
+   * Loads and applies new input: a value, a loader, or (no argument) the source's `load`.
+   * Serialised: while one reload runs, later calls wait and then run once, with the latest
+   * input they were given. Resolves with the value in force afterwards; rejects with
+   * `ERR_CONFIG_INVALID` (old value kept) when the input is invalid.
+   */
+  reload(input?: Raw | (() => Raw | Promise<Raw>)): Promise<T> {
+    if (this.#closed)
+      return Promise.reject(new TowerlineError('ERR_CLOSED', `${this.name} is closed`));
+    if (input === undefined && !this.#source.load) {
+      return Promise.reject(
+        new TowerlineError(
+          'ERR_INVALID_ARGUMENT',
+          `${this.name}: reload() needs input: the source has no load()`,
+          {
+            parameter: 'input',
+          },
+        ),
+      );
+    }
+    if (!this.#running) return this.#run(input) as Promise<T>;
+    if (this.#queued) {
+      // The newest input wins; everyone queued gets the result of that one load.
+      if (input !== undefined) this.#queued.input = input;
+      return this.#queued.promise as Promise<T>;
+    }
+    let resolve!: (value: unknown) => void;
+    let reject!: (error: unknown) => void;
+    const promise = new Promise((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    this.#queued = { input, promise, resolve, reject };
+    return promise as Promise<T>;
+  }
+
+  /** Stops the source; nothing of it is left running. `get()` keeps the last value. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    const queued = this.#queued;
+    this.#queued = undefined;
+    queued?.reject(new TowerlineError('ERR_CLOSED', `${this.name} is closed`));
+    await this.#stream?.close();
+    await this.#consuming;
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #run(input: Reload<Raw>['input']): Promise<unknown> {
+    const running = (async () => {
+      this.#loads++;
+      const raw =
+        input === undefined
+          ? await this.#source.load!()
+          : typeof input === 'function'
+            ? await (input as () => Raw | Promise<Raw>)()
+            : input;
+      return this.#accept(raw, false);
+    })();
+    this.#running = running;
+    const next = () => {
+      this.#running = undefined;
+      const queued = this.#queued;
+      this.#queued = undefined;
+      if (queued && !this.#closed) this.#run(queued.input).then(queued.resolve, queued.reject);
+    };
+    running.then(next, next);
+    return running;
+  }
+
+  #startSource(): void {
+    const build = this.#source.stream;
+    if (!build || this.#stream || this.#closed) return;
+    const stream = superviseStream(build, {
+      policy: this.#policy,
+      clock: this.#clock,
+      name: this.name,
+    });
+    this.#stream = stream;
+    stream.events.on('healthy', () => this.#setHealthy(true, undefined));
+    stream.events.on('reconnectScheduled', ({ error }) => this.#setHealthy(false, error));
+    stream.events.on('gaveUp', ({ error }) => this.#setHealthy(false, error));
+    this.#consuming = (async () => {
+      try {
+        for await (const raw of stream) {
+          try {
+            this.#accept(raw, false);
+          } catch {
+            // Already reported as `rejected`; the stream goes on.
+          }
+        }
+      } catch (error) {
+        this.#setHealthy(false, error);
+      }
+    })();
+  }
+
+  #setHealthy(healthy: boolean, error: unknown): void {
+    if (this.#healthy === healthy) return;
+    this.#healthy = healthy;
+    if (healthy) this.events.emit('healthy', {});
+    else this.events.emit('unhealthy', { error });
+  }
+
+  /** Parses, validates, applies the static-key rule and swaps the snapshot. Synchronous. */
+  #accept(raw: Raw, initial: boolean): T {
+    const prev = this.#value;
+    let next: T;
+    try {
+      next = this.#parse ? this.#parse(raw) : (raw as unknown as T);
+    } catch (error) {
+      throw this.#reject(
+        invalid(this.name, [`could not parse: ${(error as Error)?.message ?? error}`], error),
+        initial,
+      );
+    }
+    let problems: string[];
+    try {
+      problems = problemsOf(this.#validate?.(next, prev));
+    } catch (error) {
+      problems = [(error as Error)?.message ?? String(error)];
+    }
+    if (next === undefined || next === null) problems.unshift('the value is empty');
+    if (problems.length > 0) throw this.#reject(invalid(this.name, problems), initial);
+    if (prev !== undefined && prev !== null && this.#staticKeys.length > 0) {
+      const changed = this.#staticKeys.filter((k) => !isDeepStrictEqual(prev[k], next[k]));
+      if (changed.length > 0) {
+        next = { ...next } as T;
+        for (const k of changed) next[k] = prev[k];
+        this.events.emit('staticChange', {
+          changed,
+          message: `${this.name}: static settings cannot change at runtime; kept the current ${changed.join(', ')} (restart to apply)`,
+        });
+      }
+    }
+    if (prev !== undefined && isDeepStrictEqual(prev, next)) return prev;
+    this.#value = deepFreeze(next);
+    this.#version++;
+    this.events.emit('updated', { version: this.#version });
+    return next;
+  }
+
+  #reject(error: TowerlineError, initial: boolean): TowerlineError {
+    if (initial) throw error;
+    this.events.emit('rejected', { error });
+    return error;
+  }
+
+  #notReady(): TowerlineError {
+    return new TowerlineError(
+      'ERR_NOT_READY',
+      this.#closed
+        ? `${this.name} is closed and never had a value`
+        : `${this.name} has no value yet: await start() first`,
+    );
+  }
+}
+
+/** True when `error` is a validation failure from a {@link ConfigProvider}. */
+export function isConfigInvalid(error: unknown): error is TowerlineError {
+  return isTowerlineError(error, 'ERR_CONFIG_INVALID');
+}
