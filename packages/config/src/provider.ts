@@ -116,7 +116,7 @@ function invalid(name: string, problems: string[], cause?: unknown): TowerlineEr
  * ```
  */
 export class ConfigProvider<T, Raw = T> {
-  readonly events = new TypedEmitter<ConfigEvents>();
+  readonly events = new TypedEmitter<ConfigEvents>({ channel: 'towerline:config' });
   readonly name: string;
   #value: T | undefined;
   #version = 0;
@@ -146,6 +146,7 @@ export class ConfigProvider<T, Raw = T> {
       }
     }
     this.name = options.name ?? 'config';
+    this.events.source = this.name;
     this.#source = source ?? {};
     this.#parse = options.parse;
     this.#validate = options.validate;

@@ -1,3 +1,4 @@
+import { type Channel, channel as diagnosticsChannel } from 'node:diagnostics_channel';
 import { EventEmitter } from 'eventemitter3';
 
 /** A map from event name to its payload, a plain serialisable object. */
@@ -16,6 +17,21 @@ export interface ListenerError {
 }
 
 export type ListenerErrorHandler = (report: ListenerError) => void;
+
+export interface TypedEmitterOptions {
+  onListenerError?: ListenerErrorHandler;
+  /**
+   * Publishes every event on `node:diagnostics_channel` as `<channel>:<event>` (for example
+   * `towerline:reconnect:connected`), with the payload plus `source` (the emitter's `source`
+   * name). Costs one boolean check per event while nobody subscribes.
+   */
+  channel?: string;
+  /** Names the emitting object in published messages (`redis`, `config:tls`). */
+  source?: string;
+}
+
+/** What is published on a diagnostics channel for one event. */
+export type ChannelMessage<P extends object = object> = P & { source: string; event: string };
 
 /**
  * The default report for a throwing listener: a process warning (visible on stderr, catchable
@@ -50,9 +66,16 @@ export class TypedEmitter<Events extends EventMap> {
    */
   readonly #guard: (this: (payload: unknown) => void, payload: unknown) => void;
   #emitting = '';
+  /** The diagnostics channel prefix, e.g. `towerline:reconnect`. */
+  readonly channel: string | undefined;
+  /** The emitting object's name, carried in published messages. */
+  source: string;
+  readonly #channels = new Map<string, Channel>();
 
-  constructor(options: { onListenerError?: ListenerErrorHandler } = {}) {
+  constructor(options: TypedEmitterOptions = {}) {
     this.#onListenerError = options.onListenerError ?? warnListenerError;
+    this.channel = options.channel;
+    this.source = options.source ?? options.channel ?? 'towerline';
     const report = (error: unknown) => this.#report(this.#emitting, error);
     this.#guard = function guard(payload) {
       try {
@@ -126,12 +149,34 @@ export class TypedEmitter<Events extends EventMap> {
    * rest still run. Returns whether there was any listener.
    */
   emit<K extends keyof Events & string>(event: K, payload: Events[K]): boolean {
+    if (this.channel !== undefined) this.#publish(event, payload);
     const outer = this.#emitting;
     this.#emitting = event;
     try {
       return this.#ee.emit(event, payload);
     } finally {
       this.#emitting = outer;
+    }
+  }
+
+  /** The diagnostics channel an event is published on, or undefined without a prefix. */
+  channelFor(event: keyof Events & string): Channel | undefined {
+    if (this.channel === undefined) return undefined;
+    let ch = this.#channels.get(event);
+    if (!ch) {
+      ch = diagnosticsChannel(`${this.channel}:${event}`);
+      this.#channels.set(event, ch);
+    }
+    return ch;
+  }
+
+  #publish(event: string, payload: object): void {
+    const ch = this.channelFor(event);
+    if (!ch?.hasSubscribers) return;
+    try {
+      ch.publish({ ...payload, source: this.source, event });
+    } catch (error) {
+      this.#report(event, error);
     }
   }
 

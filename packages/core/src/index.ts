@@ -36,11 +36,13 @@ export {
   type TowerlineErrorDetails,
 } from './errors.js';
 export {
+  type ChannelMessage,
   type Disposable,
   type EventMap,
   type ListenerError,
   type ListenerErrorHandler,
   TypedEmitter,
+  type TypedEmitterOptions,
   warnListenerError,
 } from './events.js';
 export {

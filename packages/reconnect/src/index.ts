@@ -19,8 +19,10 @@ export {
   defaultSizeOf,
   ReconnectLayer,
   ReconnectService,
+  type ReconnectServiceEvents,
   type ReconnectServiceOptions,
   type ReconnectServiceStats,
+  type RejectionReason,
 } from './service.js';
 export {
   type ConnectionState,

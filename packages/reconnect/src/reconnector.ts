@@ -156,7 +156,7 @@ type Pending<E> = { [K in keyof E]: [K, E[K]] }[keyof E];
  * ```
  */
 export class Reconnector<C> {
-  readonly events = new TypedEmitter<ReconnectorEvents>();
+  readonly events = new TypedEmitter<ReconnectorEvents>({ channel: 'towerline:reconnect' });
   readonly name: string;
   readonly #connect: ReconnectorOptions<C>['connect'];
   readonly #watch: ReconnectorOptions<C>['watch'];
@@ -231,6 +231,7 @@ export class Reconnector<C> {
     this.#clock = options.clock ?? systemClock;
     this.isConnectionError = options.isConnectionError ?? isSocketError;
     this.name = options.name ?? 'reconnector';
+    this.events.source = this.name;
   }
 
   get state(): ConnectionState {

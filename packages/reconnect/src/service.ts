@@ -5,6 +5,7 @@ import {
   type Service,
   type TimerHandle,
   TowerlineError,
+  TypedEmitter,
 } from '@towerline/core';
 import type { Reconnector } from './reconnector.js';
 
@@ -43,6 +44,16 @@ export interface ReconnectServiceStats {
   /** In-flight requests rejected with `mayHaveExecuted: true`. */
   mayHaveExecuted: number;
 }
+
+/** Why a request was refused without a result. */
+export type RejectionReason = 'queue_full' | 'queue_timeout' | 'may_have_executed';
+
+export type ReconnectServiceEvents = {
+  /** A request was refused; `reason` says why. */
+  rejected: { reason: RejectionReason; error: TowerlineError };
+  /** An idempotent request in flight on a lost connection runs again on the next one. */
+  retriedOnReconnect: Record<string, never>;
+};
 
 interface Queued<Req, Res> {
   req: Req;
@@ -93,6 +104,8 @@ const mayHaveExecuted = (error: unknown) =>
  */
 export class ReconnectService<C, Req, Res> implements Service<Req, Res> {
   readonly reconnector: Reconnector<C>;
+  /** `rejected {reason}` and `retriedOnReconnect`, on channel `towerline:reconnect:*` too. */
+  readonly events = new TypedEmitter<ReconnectServiceEvents>({ channel: 'towerline:reconnect' });
   readonly #call: (conn: C, req: Req, ctx?: CallContext) => Promise<Res>;
   readonly #idempotent: (req: Req) => boolean;
   readonly #isConnectionError: (error: unknown) => boolean;
@@ -132,6 +145,7 @@ export class ReconnectService<C, Req, Res> implements Service<Req, Res> {
       invalidArgument('retryOnReconnect', 'expected a boolean or a function');
     }
     this.reconnector = reconnector;
+    this.events.source = reconnector.name;
     this.#call = options.call;
     this.#idempotent =
       typeof retryOnReconnect === 'function' ? retryOnReconnect : () => retryOnReconnect;
@@ -189,13 +203,14 @@ export class ReconnectService<C, Req, Res> implements Service<Req, Res> {
     if (ctx?.signal?.aborted) return Promise.reject(ctx.signal.reason);
     if (!retried && this.#idempotent(req) && r.state !== 'closed' && r.state !== 'failed') {
       this.#stats.retriedOnReconnect++;
+      this.events.emit('retriedOnReconnect', {});
       const conn = r.current;
       return conn !== undefined && r.generation !== generation
         ? this.#run(conn, req, ctx, true)
         : this.#enqueue(req, ctx, true);
     }
     this.#stats.mayHaveExecuted++;
-    return Promise.reject(mayHaveExecuted(error));
+    return Promise.reject(this.#rejected('may_have_executed', mayHaveExecuted(error)));
   }
 
   #enqueue(req: Req, ctx: CallContext | undefined, retried: boolean): Promise<Res> {
@@ -215,9 +230,12 @@ export class ReconnectService<C, Req, Res> implements Service<Req, Res> {
     ) {
       this.#stats.queueFull++;
       return Promise.reject(
-        new TowerlineError(
-          'ERR_QUEUE_FULL',
-          `no connection and the queue is full (${this.#queue.length} requests, ${this.#stats.queuedBytes} bytes)`,
+        this.#rejected(
+          'queue_full',
+          new TowerlineError(
+            'ERR_QUEUE_FULL',
+            `no connection and the queue is full (${this.#queue.length} requests, ${this.#stats.queuedBytes} bytes)`,
+          ),
         ),
       );
     }
@@ -243,10 +261,13 @@ export class ReconnectService<C, Req, Res> implements Service<Req, Res> {
           this.#stats.queueTimeouts++;
           this.#drop(
             item,
-            new TowerlineError(
-              'ERR_TIMEOUT',
-              `no connection within ${this.#queueTimeout} ms; the request was not sent`,
-              { mayHaveExecuted: retried },
+            this.#rejected(
+              'queue_timeout',
+              new TowerlineError(
+                'ERR_TIMEOUT',
+                `no connection within ${this.#queueTimeout} ms; the request was not sent`,
+                { mayHaveExecuted: retried },
+              ),
             ),
           );
         }, this.#queueTimeout);
@@ -283,6 +304,11 @@ export class ReconnectService<C, Req, Res> implements Service<Req, Res> {
       item.resolve(this.#run(conn, item.req, item.ctx, item.retried));
     }
     if (this.#queue.length > 0) this.#awaitConnection();
+  }
+
+  #rejected(reason: RejectionReason, error: TowerlineError): TowerlineError {
+    this.events.emit('rejected', { reason, error });
+    return error;
   }
 
   #drop(item: Queued<Req, Res>, reason: unknown): void {

@@ -1,5 +1,6 @@
 import { backoff, isTowerlineError, TowerlineError } from '@towerline/core';
 import { canTransition, Reconnector, TRANSITIONS } from '@towerline/reconnect';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { describe, expect, it, vi } from 'vitest';
 import { fakeReconnector, refused } from './fake-connection.js';
 
@@ -312,6 +313,24 @@ describe('Reconnector: close()', () => {
     // The waiter was resolved by the step that connected, before the listener closed it.
     expect((await waiter).disposed).toBe(true);
     expect(h.clock.pending).toBe(0);
+  });
+});
+
+describe('Reconnector: diagnostics_channel', () => {
+  it('publishes every event as towerline:reconnect:<event> with its source name', async () => {
+    const seen: unknown[] = [];
+    const onMessage = (message: unknown) => seen.push(message);
+    subscribe('towerline:reconnect:connected', onMessage);
+    try {
+      const h = fakeReconnector({ auto: () => 'ok', name: 'redis-main' });
+      await h.r.acquire();
+      expect(seen).toEqual([
+        { attempt: 1, downtimeMs: 0, generation: 1, source: 'redis-main', event: 'connected' },
+      ]);
+      await h.r.close();
+    } finally {
+      unsubscribe('towerline:reconnect:connected', onMessage);
+    }
   });
 });
 

@@ -61,6 +61,8 @@ export interface RetryOptions {
   maxDelay?: number;
   /** Shared retry budget; every call deposits, every retry withdraws. */
   budget?: RetryBudget;
+  /** Names this layer in events and metrics. Default `retry`. */
+  name?: string;
   /** Called before each wait; a throwing callback is reported, never propagated. */
   onRetry?: (event: RetryEvent) => void;
   clock?: Clock;
@@ -104,7 +106,8 @@ function toPolicy(options: RetryOptions, events: TypedEmitter<RetryEvents>): Ret
   }
   if (maxAttempts < 1) invalidArgument('maxAttempts', `expected >= 1, got ${maxAttempts}`);
   const backoff = options.backoff ?? defaultBackoff();
-  if (typeof backoff?.next !== 'function') invalidArgument('backoff', 'expected an IntervalFunction');
+  if (typeof backoff?.next !== 'function')
+    invalidArgument('backoff', 'expected an IntervalFunction');
   const maxDelay = options.maxDelay ?? backoff.max ?? 10_000;
   if (!(maxDelay >= 0) || !Number.isFinite(maxDelay)) {
     invalidArgument('maxDelay', `expected a finite number >= 0, got ${String(maxDelay)}`);
@@ -270,11 +273,12 @@ export class RetryService<Req, Res> implements Service<Req, Res> {
  */
 export class RetryLayer implements ServiceLayer {
   /** `retry`, `exhausted` and `budgetExhausted` for every service this layer wrapped. */
-  readonly events = new TypedEmitter<RetryEvents>();
+  readonly events = new TypedEmitter<RetryEvents>({ channel: 'towerline:retry' });
   readonly #policy: RetryPolicy;
 
   constructor(options: RetryOptions = {}) {
     this.#policy = toPolicy(options, this.events);
+    this.events.source = options.name ?? 'retry';
   }
 
   wrap<Req, Res>(inner: Service<Req, Res>): RetryService<Req, Res> {
