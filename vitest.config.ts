@@ -17,5 +17,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: 'forks',
+    // Leak tests compare heaps after a full collection.
+    execArgv: ['--expose-gc'],
   },
 });

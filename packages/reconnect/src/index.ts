@@ -6,6 +6,7 @@
  *
  * @packageDocumentation
  */
+export { type HeartbeatOptions, heartbeat, type Watch, watchAll } from './heartbeat.js';
 export {
   type ConnectContext,
   defaultReconnectPolicy,

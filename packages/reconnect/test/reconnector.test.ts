@@ -1,6 +1,6 @@
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { backoff, isTowerlineError, TowerlineError } from '@towerline/core';
 import { canTransition, Reconnector, TRANSITIONS } from '@towerline/reconnect';
-import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { describe, expect, it, vi } from 'vitest';
 import { fakeReconnector, refused } from './fake-connection.js';
 

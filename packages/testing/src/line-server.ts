@@ -34,6 +34,8 @@ export class LineServer {
   connections = 0;
   /** Commands answered in all. */
   commands = 0;
+  /** The latest commands received (up to 10 000), oldest first, for order checks. */
+  readonly history: string[] = [];
 
   private constructor(options: LineServerOptions) {
     this.store = options.store ?? new Map();
@@ -121,6 +123,8 @@ export class LineServer {
     const [command = '', ...rest] = line.split(' ');
     const arg = rest.join(' ');
     this.commands++;
+    this.history.push(line);
+    if (this.history.length > 10_000) this.history.shift();
     switch (command.toUpperCase()) {
       case 'PING':
         return 'PONG';
