@@ -148,7 +148,7 @@ export class ExponentialBackoff implements IntervalFunction {
 function exponential(initial: number, multiplier: number, max: number, attempt: number): number {
   if (initial === 0) return 0;
   const raw = initial * multiplier ** (attempt - 1);
-  return raw < max ? raw : max;
+  return Math.min(raw, max);
 }
 
 export interface ExponentialRandomBackoffOptions extends ExponentialBackoffOptions {
@@ -200,7 +200,8 @@ export class ExponentialRandomBackoff implements IntervalFunction {
     const delay = min + r * (max - min);
     // The cap is applied after jitter, and a random source that strays outside [0, 1) cannot
     // push the delay outside the declared range.
-    return delay < min ? min : delay > max ? max : delay;
+    if (!(delay >= min)) return min; // a NaN from a broken random source lands here too
+    return Math.min(delay, max);
   }
 }
 

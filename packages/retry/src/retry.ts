@@ -249,7 +249,8 @@ export class RetryService<Req, Res> implements Service<Req, Res> {
       typeof hinted === 'number' && hinted >= 0 && Number.isFinite(hinted)
         ? hinted
         : backoff.next(attempt, error);
-    return raw > maxDelay ? maxDelay : raw >= 0 ? raw : 0;
+    if (!(raw >= 0)) return 0; // NaN or negative from a user's IntervalFunction
+    return Math.min(raw, maxDelay);
   }
 }
 

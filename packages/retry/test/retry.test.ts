@@ -76,7 +76,9 @@ describe('RetryLayer', () => {
   it('asks retryOn with (error, attempt) and throws a refused error unchanged', async () => {
     const fatal = Object.assign(new Error('bad request'), { status: 400 });
     const { svc, calls } = flaky([econn(), fatal]);
-    const retryOn = vi.fn((e: unknown) => (e as { status?: number }).status !== 400);
+    const retryOn = vi.fn(
+      (e: unknown, _attempt: number) => (e as { status?: number }).status !== 400,
+    );
     const error = await retry(svc, { maxAttempts: 5, backoff: fast, retryOn })
       .call('x')
       .catch((e) => e);

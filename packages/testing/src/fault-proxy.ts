@@ -229,7 +229,10 @@ export class FaultProxy {
       if (to === 'up') this.#stats.bytesUp += chunk.length;
       else this.#stats.bytesDown += chunk.length;
     };
-    if (this.#latency === 0) return write();
+    if (this.#latency === 0) {
+      write();
+      return;
+    }
     // Equal delays on one timer queue keep the chunks in order.
     const timer = setTimeout(() => {
       this.#timers.delete(timer);
