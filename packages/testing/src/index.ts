@@ -4,6 +4,15 @@
  *
  * @packageDocumentation
  */
+
+export {
+  type CertAuthority,
+  CertFactory,
+  type IssuedCert,
+  type IssueOptions,
+  type KeyFormat,
+  type KeyType,
+} from './cert-factory.js';
 export { FaultProxy, type FaultProxyOptions, type FaultProxyStats } from './fault-proxy.js';
 export { LineClient, type LineClientOptions, lineConnection } from './line-client.js';
 export { LINE_GREETING, LineServer, type LineServerOptions } from './line-server.js';
