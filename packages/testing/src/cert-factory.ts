@@ -95,8 +95,9 @@ export class CertFactory {
 
   /** A self-signed CA. */
   createCA(options: { commonName?: string; keyType?: KeyType } = {}): CertAuthority {
-    const commonName = options.commonName ?? `towerline test CA ${++this.#count}`;
-    const dir = join(this.dir, `ca-${this.#count}`);
+    const n = ++this.#count;
+    const commonName = options.commonName ?? `towerline test CA ${n}`;
+    const dir = join(this.dir, `ca-${n}`);
     mkdirSync(join(dir, 'newcerts'), { recursive: true });
     const keyPath = join(dir, 'ca.key');
     const certPath = join(dir, 'ca.crt');
