@@ -118,6 +118,11 @@ function invalid(name: string, problems: string[], cause?: unknown): TowerlineEr
 export class ConfigProvider<T, Raw = T> {
   readonly events = new TypedEmitter<ConfigEvents>({ channel: 'towerline:config' });
   readonly name: string;
+  /**
+   * The snapshot `get()` returns. Before the first value it is a stand-in whose every property
+   * access throws `ERR_NOT_READY`, so that `get()` stays one property read with no check.
+   */
+  #snapshot: T;
   #value: T | undefined;
   #version = 0;
   #healthy: boolean | undefined;
@@ -146,6 +151,7 @@ export class ConfigProvider<T, Raw = T> {
       }
     }
     this.name = options.name ?? 'config';
+    this.#snapshot = notReady(() => this.#notReady());
     this.events.source = this.name;
     this.#source = source ?? {};
     this.#parse = options.parse;
@@ -157,11 +163,17 @@ export class ConfigProvider<T, Raw = T> {
     if (options.initial !== undefined) this.#accept(options.initial as unknown as Raw, true);
   }
 
-  /** The current value: one property read. Throws `ERR_NOT_READY` before the first value. */
+  /**
+   * The current value: one property read of an immutable snapshot. Before the first value it
+   * returns a stand-in on which any property access throws `ERR_NOT_READY`.
+   */
   get(): T {
-    const value = this.#value;
-    if (value === undefined) throw this.#notReady();
-    return value;
+    return this.#snapshot;
+  }
+
+  /** Whether a value has been accepted (`get()` is usable). */
+  get ready(): boolean {
+    return this.#value !== undefined;
   }
 
   /** Increments with every accepted value; 0 before the first. */
@@ -377,6 +389,7 @@ export class ConfigProvider<T, Raw = T> {
     }
     if (prev !== undefined && isDeepStrictEqual(prev, next)) return prev;
     this.#value = deepFreeze(next);
+    this.#snapshot = this.#value;
     this.#version++;
     this.events.emit('updated', { version: this.#version });
     return next;
@@ -396,6 +409,23 @@ export class ConfigProvider<T, Raw = T> {
         : `${this.name} has no value yet: await start() first`,
     );
   }
+}
+
+/** A stand-in value whose every use throws (`ERR_NOT_READY`). */
+function notReady<T>(error: () => TowerlineError): T {
+  const fail = (): never => {
+    throw error();
+  };
+  return new Proxy(Object.create(null), {
+    get: fail,
+    has: fail,
+    ownKeys: fail,
+    getOwnPropertyDescriptor: fail,
+    set: fail,
+    defineProperty: fail,
+    deleteProperty: fail,
+    getPrototypeOf: fail,
+  }) as T;
 }
 
 /** True when `error` is a validation failure from a {@link ConfigProvider}. */

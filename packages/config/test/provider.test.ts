@@ -64,7 +64,8 @@ describe('ConfigProvider', () => {
   it('get() before any value throws ERR_NOT_READY; start() resolves with the first valid value', async () => {
     const ch = channel<AppConfig>();
     const config = new ConfigProvider<AppConfig>({ source: ch.build, validate });
-    expect(() => config.get()).toThrow(expect.objectContaining({ code: 'ERR_NOT_READY' }));
+    expect(config.ready).toBe(false);
+    expect(() => config.get().listen).toThrow(expect.objectContaining({ code: 'ERR_NOT_READY' }));
     const started = config.start({ timeout: 5_000 });
     ch.push({ ...base, sites: [] }); // invalid: skipped, start keeps waiting
     ch.push(base);

@@ -53,15 +53,22 @@ const asProvider = <S>(source: Source<S>): ConfigProvider<S, any> =>
   source instanceof ConfigProvider ? source : new ConfigProvider<S>({ initial: source });
 
 interface ServerContexts {
-  version: number;
   settings: TlsServerSettings;
   fallback: SecureContext;
   exact: Map<string, SecureContext>;
   wildcard: Map<string, SecureContext>;
 }
 
+/**
+ * Contexts already built for a settings value (by `serverConfigFromFiles`' check, or by an
+ * earlier provider), so that one rotation builds each context once.
+ */
+const built = new WeakMap<TlsServerSettings, ServerContexts>();
+
 /** Builds every context of a settings value, or throws `ERR_TLS_INVALID`. */
-function buildServerContexts(settings: TlsServerSettings, version: number): ServerContexts {
+function buildServerContexts(settings: TlsServerSettings): ServerContexts {
+  const cached = built.get(settings);
+  if (cached) return cached;
   const ca = settings.clientCa;
   const fallback = buildSecureContext(settings.default, settings.context, ca);
   const exact = new Map<string, SecureContext>();
@@ -72,7 +79,9 @@ function buildServerContexts(settings: TlsServerSettings, version: number): Serv
     if (host.startsWith('*.')) wildcard.set(host.slice(2), ctx);
     else exact.set(host, ctx);
   }
-  return { version, settings, fallback, exact, wildcard };
+  const contexts = { settings, fallback, exact, wildcard };
+  built.set(settings, contexts);
+  return contexts;
 }
 
 /**
@@ -100,13 +109,15 @@ export class ServerTlsProvider {
   readonly config: ConfigProvider<TlsServerSettings, any>;
   readonly #options: ServerTlsOptions;
   #contexts: ServerContexts;
+  #version: number;
   readonly #servers = new Set<Pick<TlsServer, 'setSecureContext'>>();
   readonly #subscription: Disposable;
 
   constructor(source: Source<TlsServerSettings>, options: ServerTlsOptions = {}) {
     this.config = asProvider(source);
     this.#options = options;
-    this.#contexts = buildServerContexts(this.config.get(), this.config.version);
+    this.#contexts = buildServerContexts(this.config.get());
+    this.#version = this.config.version;
     this.#subscription = this.config.events.subscribe('updated', ({ version }) =>
       this.#update(version),
     );
@@ -114,7 +125,7 @@ export class ServerTlsProvider {
 
   /** The config version whose certificates are in force. */
   get version(): number {
-    return this.#contexts.version;
+    return this.#version;
   }
 
   /** The settings in force. */
@@ -179,7 +190,7 @@ export class ServerTlsProvider {
   #update(version: number): void {
     let next: ServerContexts;
     try {
-      next = buildServerContexts(this.config.get(), version);
+      next = buildServerContexts(this.config.get());
     } catch (error) {
       this.events.emit('rejected', {
         error:
@@ -190,6 +201,7 @@ export class ServerTlsProvider {
       return;
     }
     this.#contexts = next;
+    this.#version = version;
     for (const server of this.#servers) {
       try {
         this.#apply(server);
@@ -358,7 +370,7 @@ export function serverConfigFromFiles(
         ...(pem.clientCa ? { clientCa: pem.clientCa } : {}),
         ...(options.context ? { context: options.context } : {}),
       };
-      buildServerContexts(settings, 0); // refuse what OpenSSL would refuse, before it is in force
+      buildServerContexts(settings); // refuse what OpenSSL would refuse, before it is in force
       return settings;
     },
   });
