@@ -1,7 +1,7 @@
 import { watch } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { invalidArgument, TowerlineError } from '@towerline/core';
+import { describeFileError, invalidArgument, TowerlineError } from '@towerline/core';
 import type { ConfigSource } from './provider.js';
 
 export interface FileSourceOptions {
@@ -21,15 +21,7 @@ async function readAll(
       try {
         return [name, await readFile(path, 'utf8')] as const;
       } catch (error) {
-        const code = (error as { code?: string }).code;
-        const why =
-          code === 'ENOENT'
-            ? 'does not exist'
-            : code === 'EISDIR'
-              ? 'is a directory, not a file'
-              : code === 'EACCES'
-                ? 'is not readable'
-                : `cannot be read (${code ?? 'error'})`;
+        const why = describeFileError(error);
         throw new TowerlineError('ERR_CONFIG_INVALID', `${path} ${why}`, {
           cause: error,
           parameter: name,

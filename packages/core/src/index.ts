@@ -45,6 +45,7 @@ export {
   type TypedEmitterOptions,
   warnListenerError,
 } from './events.js';
+export { describeFileError } from './file-errors.js';
 export {
   type CallContext,
   type Layer,

@@ -13,6 +13,7 @@ export {
   type ServerFiles,
   type ServerTlsOptions,
   ServerTlsProvider,
+  StreamConfigProvider,
   serverConfigFromFiles,
   type TlsClientSettings,
   type TlsProviderEvents,

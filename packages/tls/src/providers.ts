@@ -305,13 +305,13 @@ export class ClientTlsProvider {
   }
 }
 
-/** Seed 000's names: a provider of server TLS settings with `getConfig()`/`streamHealthy`. */
-export class ServerConfigProvider<Raw = TlsServerSettings> extends ConfigProvider<
-  TlsServerSettings,
-  Raw
-> {
-  /** The current settings (seed 000's `get_config`). */
-  getConfig(): TlsServerSettings {
+/**
+ * A {@link ConfigProvider} under seed 000's names: `start()`, `getConfig()` (its `get_config`)
+ * and `streamHealthy` (its `stream_healthy`).
+ */
+export class StreamConfigProvider<T, Raw = T> extends ConfigProvider<T, Raw> {
+  /** The current value (seed 000's `get_config`). */
+  getConfig(): T {
     return this.get();
   }
   /** Whether the source is delivering (seed 000's `stream_healthy`). */
@@ -320,18 +320,17 @@ export class ServerConfigProvider<Raw = TlsServerSettings> extends ConfigProvide
   }
 }
 
-/** Seed 000's names: a provider of client TLS settings with `getConfig()`/`streamHealthy`. */
-export class ClientConfigProvider<Raw = TlsClientSettings> extends ConfigProvider<
+/** Seed 000's `ServerConfigProvider`: rotating server TLS settings. */
+export class ServerConfigProvider<Raw = TlsServerSettings> extends StreamConfigProvider<
+  TlsServerSettings,
+  Raw
+> {}
+
+/** Seed 000's `ClientConfigProvider`: rotating client TLS settings. */
+export class ClientConfigProvider<Raw = TlsClientSettings> extends StreamConfigProvider<
   TlsClientSettings,
   Raw
-> {
-  getConfig(): TlsClientSettings {
-    return this.get();
-  }
-  get streamHealthy(): boolean {
-    return this.healthy;
-  }
-}
+> {}
 
 export interface ServerFiles {
   cert: string;

@@ -2,7 +2,7 @@ import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { inspect } from 'node:util';
-import { TowerlineError } from '@towerline/core';
+import { describeFileError, TowerlineError } from '@towerline/core';
 
 /** Public facts about a certificate: safe to log. */
 export interface CertificateInfo {
@@ -240,15 +240,7 @@ function readPartSync(value: string, what: string): { text: string; name: string
 
 function readError(error: unknown, what: string, path: string): TowerlineError {
   if (error instanceof TowerlineError) return error;
-  const code = (error as { code?: string }).code;
-  const why =
-    code === 'ENOENT'
-      ? 'does not exist'
-      : code === 'EACCES'
-        ? 'is not readable'
-        : code === 'EISDIR'
-          ? 'is a directory, not a file'
-          : `cannot be read (${code ?? 'error'})`;
+  const why = describeFileError(error);
   return invalid(`${what} ${path} ${why}`, stripped(error));
 }
 

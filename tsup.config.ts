@@ -1,5 +1,6 @@
 import { defineConfig } from 'tsup';
 
+// Shared by every package: `tsup --config ../../tsup.config.ts` runs in the package folder.
 export default defineConfig({
   entry: ['src/index.ts'],
   format: ['esm', 'cjs'],
