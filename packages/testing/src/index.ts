@@ -17,3 +17,4 @@ export { FaultProxy, type FaultProxyOptions, type FaultProxyStats } from './faul
 export { LineClient, type LineClientOptions, lineConnection } from './line-client.js';
 export { LINE_GREETING, LineServer, type LineServerOptions } from './line-server.js';
 export { freePort } from './ports.js';
+export { RedisServer, type RedisServerOptions } from './redis-server.js';
