@@ -162,8 +162,8 @@ export class ReconnectService<C, Req, Res> implements Service<Req, Res> {
 
   call(req: Req, ctx?: CallContext): Promise<Res> {
     const conn = this.reconnector.current;
-    if (conn !== undefined) return this.#run(conn, req, ctx, false);
-    return this.#enqueue(req, ctx, false);
+    if (conn === undefined) return this.#enqueue(req, ctx, false);
+    return this.#run(conn, req, ctx, false);
   }
 
   /** Rejects every queued request with `ERR_CLOSED` and closes the reconnector. */
@@ -175,38 +175,37 @@ export class ReconnectService<C, Req, Res> implements Service<Req, Res> {
     return this.close();
   }
 
+  /** The connected path: one call on the live connection and one failure handler. */
   #run(conn: C, req: Req, ctx: CallContext | undefined, retried: boolean): Promise<Res> {
-    const generation = this.reconnector.generation;
     let result: Promise<Res>;
     try {
       result = this.#call(conn, req, ctx);
     } catch (error) {
-      return this.#failed(error, generation, req, ctx, retried);
+      return this.#failed(error, conn, req, ctx, retried);
     }
-    return result.then(undefined, (error: unknown) =>
-      this.#failed(error, generation, req, ctx, retried),
-    );
+    return result.then(undefined, (error: unknown) => this.#failed(error, conn, req, ctx, retried));
   }
 
   #failed(
     error: unknown,
-    generation: number,
+    conn: C,
     req: Req,
     ctx: CallContext | undefined,
     retried: boolean,
   ): Promise<Res> {
     const r = this.reconnector;
     const brokenByError = this.#isConnectionError(error);
-    const linkGone = r.generation !== generation || r.current === undefined;
+    // The connection the request ran on is no longer the live one: it was lost meanwhile.
+    const linkGone = r.current !== conn;
     if (!brokenByError && !linkGone) return Promise.reject(error);
-    if (brokenByError) r.reportLost(generation, error);
+    if (brokenByError && !linkGone) r.reportLost(r.generation, error);
     if (ctx?.signal?.aborted) return Promise.reject(ctx.signal.reason);
     if (!retried && this.#idempotent(req) && r.state !== 'closed' && r.state !== 'failed') {
       this.#stats.retriedOnReconnect++;
       this.events.emit('retriedOnReconnect', {});
-      const conn = r.current;
-      return conn !== undefined && r.generation !== generation
-        ? this.#run(conn, req, ctx, true)
+      const next = r.current;
+      return next !== undefined && next !== conn
+        ? this.#run(next, req, ctx, true)
         : this.#enqueue(req, ctx, true);
     }
     this.#stats.mayHaveExecuted++;
