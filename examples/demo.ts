@@ -1,87 +1,231 @@
 /**
- * `pnpm demo`: a retry + backoff demonstration against a local flaky HTTP server. Every attempt,
- * every wait and every outcome is printed as it happens, then a one-line summary.
+ * `pnpm demo`: Redis that keeps dying, and a client that loses nothing it was not allowed to.
  *
- * Options: --requests N (default 12), --seed N.
+ * Starts its own redis-server on a free port (durable: every write is fsynced before it is
+ * acknowledged), runs a steady read/write workload through retry + reconnect + ioredis, kills
+ * the server with SIGKILL a few times and starts it again, and shows a live status line. At the
+ * end: a timeline of the outages and a summary — ops sent, succeeded, retried, rejected as
+ * "may have executed", and lost (always 0: every acknowledged write is read back, and no
+ * request is left pending).
+ *
+ *   pnpm demo                     # ~12 s against its own redis-server
+ *   pnpm demo -- --duration 10    # seconds
+ *   REDIS_URL=redis://127.0.0.1:6379 pnpm demo   # an existing server: outages are injected by
+ *                                                # a fault proxy in front of it instead of kills
+ *
+ * redis-server must be on the PATH (Debian/Ubuntu: `apt-get install redis-server`; macOS:
+ * `brew install redis`) unless REDIS_URL is set.
  */
 import { parseArgs } from 'node:util';
-import { backoff, isTowerlineError, ServiceBuilder, seededRandom } from '@towerline/core';
+import { backoff, isTowerlineError, ServiceBuilder } from '@towerline/core';
+import { type RedisRequest, ResilientRedis } from '@towerline/ioredis';
 import { RetryLayer } from '@towerline/retry';
-import { startFlakyServer } from './support/flaky-server.js';
-import { HttpError, httpGet, label, retryableHttp } from './support/http-service.js';
+import { FaultProxy, RedisServer } from '@towerline/testing';
+import { Redis } from 'ioredis';
 
 const { values } = parseArgs({
-  // `pnpm demo -- --requests 4` hands the script a literal `--` first.
+  // `pnpm demo -- --duration 10` hands the script a literal `--` first.
   args: process.argv.slice(2).filter((a, i) => !(i === 0 && a === '--')),
-  options: { requests: { type: 'string', default: '12' }, seed: { type: 'string', default: '7' } },
-  allowPositionals: true,
+  options: {
+    duration: { type: 'string', default: '12' },
+    workers: { type: 'string', default: '16' },
+  },
 });
-const requests = Math.max(1, Math.min(1_000, Number(values.requests) || 12));
-const seed = Number(values.seed) || 7;
+const durationMs = Math.min(600, Math.max(3, Number(values.duration) || 12)) * 1000;
+const workers = Math.min(256, Math.max(1, Number(values.workers) || 16));
+const tty = process.stdout.isTTY === true;
+const started = performance.now();
+const now = () => performance.now() - started;
+const at = (ms = now()) => `${(ms / 1000).toFixed(1).padStart(5)}s`;
 
-const policy = backoff.exponentialRandom({
-  initial: 100,
-  max: 1_000,
-  jitter: 'equal',
-  random: seededRandom(seed),
-});
-console.log('towerline demo: retry + backoff against a flaky local HTTP server\n');
-console.log('backoff: exponential ×2 from 100 ms, equal jitter, capped at 1 s');
-for (let attempt = 1; attempt <= 6; attempt++) {
-  const { min, max } = policy.bounds(attempt);
-  console.log(`  after attempt ${attempt}: ${min.toFixed(0)}–${max.toFixed(0)} ms`);
+// ---- the server, and how outages happen
+const external = process.env.REDIS_URL;
+let server: RedisServer | undefined;
+let proxy: FaultProxy | undefined;
+let port: number;
+if (external) {
+  const url = new URL(external);
+  proxy = await FaultProxy.start({
+    target: { host: url.hostname, port: Number(url.port || 6379) },
+  });
+  port = proxy.port;
+  console.log(`towerline demo: ${external} through a fault proxy on 127.0.0.1:${port}`);
+} else {
+  server = await RedisServer.start({ durable: true });
+  port = server.port;
+  console.log(`towerline demo: own redis-server on 127.0.0.1:${port} (appendfsync always)`);
 }
+const outage = async () => {
+  if (server) await server.kill();
+  else await proxy!.refuse();
+};
+const recover = async () => {
+  if (server) await server.start();
+  else await proxy!.restore();
+};
+const run = `demo:${process.pid}:${Date.now().toString(36)}`;
 
-const server = await startFlakyServer({ seed });
-console.log(`\nserver: ${server.url} (fails ~55% of requests: 503 + Retry-After, 500, reset)\n`);
-
+// ---- the client stack: retry (outer) over reconnect + ioredis (inner)
+const redis = new ResilientRedis({
+  port,
+  name: 'demo',
+  policy: backoff.exponentialRandom({ initial: 50, max: 1_000, jitter: 'decorrelated' }),
+  minUptime: 500,
+  maxQueued: 5_000,
+  queueTimeout: 10_000,
+});
 const retry = new RetryLayer({
   maxAttempts: 4,
-  backoff: policy,
-  retryOn: retryableHttp,
-  delayFromError: (error) => (error instanceof HttpError ? error.retryAfterMs : undefined),
+  backoff: backoff.exponentialRandom({ initial: 100, max: 2_000, jitter: 'full' }),
+  // Resending what may already have executed (an INCR cut off mid-flight) would count it twice:
+  // that is the caller's decision, so those are reported, not retried.
+  retryOn: (error) => !(isTowerlineError(error) && error.mayHaveExecuted === true),
 });
-let retries = 0;
-let hinted = 0;
-retry.events.on('retry', ({ attempt, delayMs, error }) => {
-  retries++;
-  const why = error instanceof HttpError && error.retryAfterMs !== undefined;
-  if (why) hinted++;
-  console.log(
-    `    attempt ${attempt}: ${label(error).padEnd(10)} -> wait ${delayMs.toFixed(0).padStart(4)} ms${
-      why ? ' (Retry-After)' : ''
-    }`,
-  );
-});
-const client = new ServiceBuilder().layer(retry).service(httpGet(server.url));
+const client = new ServiceBuilder().layer(retry).service(redis);
 
-const started = performance.now();
-let ok = 0;
-let failed = 0;
-try {
-  for (let i = 1; i <= requests; i++) {
-    const t0 = performance.now();
-    console.log(`GET /orders/${i}`);
-    try {
-      await client.call(`/orders/${i}`);
-      ok++;
-      console.log(`    ok in ${(performance.now() - t0).toFixed(0)} ms`);
-    } catch (error) {
-      failed++;
-      if (isTowerlineError(error, 'ERR_RETRY_EXHAUSTED')) {
-        console.log(
-          `    attempt ${error.attempts}: ${label(error.cause)} -> gave up (ERR_RETRY_EXHAUSTED)`,
-        );
-      } else {
-        console.log(`    failed, not retryable: ${label(error)}`);
+// ---- what happens, as it happens
+interface Outage {
+  down: number;
+  up?: number;
+  reconnected?: number;
+}
+const outages: Outage[] = [];
+const stats = {
+  sent: 0,
+  ok: 0,
+  retried: 0,
+  mayHaveExecuted: 0,
+  failed: 0,
+  incrAcked: 0,
+  incrAmbiguous: 0,
+};
+const acknowledged = new Map<string, string>(); // every SET the server acknowledged
+let reconnects = 0;
+retry.events.on('retry', () => {
+  stats.retried++;
+});
+redis.reconnector.events.on('connected', ({ generation }) => {
+  if (generation === 1) return;
+  reconnects++;
+  const o = outages.at(-1);
+  if (o && o.reconnected === undefined) o.reconnected = now();
+});
+
+let windowOps = 0;
+let opsPerSecond = 0;
+const status = () =>
+  `${at()} state=${redis.reconnector.state.padEnd(12)} ops/s=${String(opsPerSecond).padStart(6)} ` +
+  `queued=${String(redis.service.stats.queued).padStart(4)} reconnects=${reconnects} retried=${stats.retried} ` +
+  `resent=${redis.service.stats.retriedOnReconnect} may-have-executed=${stats.mayHaveExecuted}`;
+let lastLine = 0;
+const ticker = setInterval(() => {
+  opsPerSecond = windowOps * 5;
+  windowOps = 0;
+  if (tty) process.stdout.write(`\r${status()}\u001b[K`);
+  else if (now() - lastLine >= 1_000) {
+    lastLine = now();
+    console.log(status());
+  }
+}, 200);
+const log = (line: string) => {
+  if (tty) process.stdout.write(`\r\u001b[K${line}\n${status()}`);
+  else console.log(line);
+};
+
+// ---- the workload
+let stopping = false;
+async function worker(id: number) {
+  for (let n = 0; !stopping; n++) {
+    const key = `${run}:w${id}:${n}`;
+    const value = `v${n}`;
+    const ops: Array<[RedisRequest, (result: unknown) => void]> = [
+      [{ name: 'SET', args: [key, value] }, () => acknowledged.set(key, value)],
+      [{ name: 'GET', args: [key] }, () => {}],
+      [{ name: 'INCR', args: [`${run}:counter`] }, () => stats.incrAcked++],
+    ];
+    for (const [request, onOk] of ops) {
+      stats.sent++;
+      try {
+        onOk(await client.call(request));
+        stats.ok++;
+        windowOps++;
+      } catch (error) {
+        const isIncr = 'name' in request && request.name === 'INCR';
+        if (isTowerlineError(error) && error.mayHaveExecuted) {
+          stats.mayHaveExecuted++;
+          if (isIncr) stats.incrAmbiguous++;
+        } else {
+          stats.failed++;
+        }
+        if (isIncr) continue;
+        break; // this key's story is broken; start the next one
       }
     }
   }
-} finally {
-  await server.close();
 }
-const seconds = ((performance.now() - started) / 1000).toFixed(1);
+
+// ---- chaos: an outage every few seconds
+const chaos = (async () => {
+  const every = Math.max(2_000, Math.floor(durationMs / 4));
+  for (let t = every; t < durationMs - 1_000; t += every) {
+    await new Promise((r) => setTimeout(r, Math.max(0, t - now())));
+    const o: Outage = { down: now() };
+    outages.push(o);
+    await outage();
+    log(`${at(o.down)} -- ${server ? 'redis-server killed (SIGKILL)' : 'connections refused'} --`);
+    await new Promise((r) => setTimeout(r, 600 + Math.floor(Math.random() * 900)));
+    await recover();
+    o.up = now();
+    log(`${at(o.up)} -- ${server ? 'redis-server restarted' : 'proxy restored'} --`);
+  }
+})();
+
+const running = Array.from({ length: workers }, (_, i) => worker(i));
+await new Promise((r) => setTimeout(r, durationMs));
+stopping = true;
+await chaos;
+await Promise.all(running); // every request settles: none is left pending
+clearInterval(ticker);
+if (tty) process.stdout.write(`\r${status()}\u001b[K\n`);
+
+// ---- read everything back with a plain client
+const checker = new Redis({ port, lazyConnect: true, maxRetriesPerRequest: 3 });
+checker.on('error', () => {});
+await checker.connect();
+let missing = 0;
+const keys = [...acknowledged.keys()];
+for (let i = 0; i < keys.length; i += 1_000) {
+  const batch = keys.slice(i, i + 1_000);
+  const found = await checker.mget(...batch);
+  found.forEach((v, j) => {
+    if (v !== acknowledged.get(batch[j]!)) missing++;
+  });
+}
+const counter = Number(await checker.get(`${run}:counter`));
+const incrOk = counter >= stats.incrAcked && counter <= stats.incrAcked + stats.incrAmbiguous;
+if (external) await checker.del(`${run}:counter`, ...keys.slice(0, 100_000));
+checker.disconnect();
+await redis.close();
+await proxy?.close();
+await server?.close();
+
+console.log('\ntimeline:');
+for (const o of outages) {
+  const back =
+    o.reconnected === undefined
+      ? 'not seen'
+      : `${at(o.reconnected)} (${((o.reconnected - o.down) / 1000).toFixed(2)} s without Redis)`;
+  console.log(
+    `  down ${at(o.down)}  up ${o.up === undefined ? '?' : at(o.up)}  client back ${back}`,
+  );
+}
+const lost = missing;
 console.log(
-  `\nsummary: ${requests} requests, ${ok} succeeded, ${failed} failed, ${retries} retries ` +
-    `(${hinted} honoured Retry-After), ${server.log.length} HTTP attempts, ${seconds} s`,
+  `\nsummary: ${stats.sent} ops sent, ${stats.ok} succeeded, ${stats.retried} retried, ` +
+    `${redis.service.stats.retriedOnReconnect} resent after reconnect (read-only), ` +
+    `${stats.mayHaveExecuted} rejected as "may have executed", ${stats.failed} failed otherwise, ` +
+    `${acknowledged.size} acknowledged SETs read back (${missing} missing), ` +
+    `INCR counter ${counter} for ${stats.incrAcked} acknowledged + ${stats.incrAmbiguous} ambiguous (${incrOk ? 'consistent' : 'INCONSISTENT'}), ` +
+    `${outages.length} outages, ${reconnects} reconnects, lost = ${lost}`,
 );
+process.exitCode = lost === 0 && incrOk ? 0 : 1;
