@@ -1,10 +1,17 @@
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
-// Tests import packages by name; the `source` export condition points them at `src/`, so
-// `pnpm test` needs no build step.
+// Tests import packages by name; the alias points them at `src/`, so `pnpm test` needs no
+// build step (scripts get the same from the `source` export condition).
 export default defineConfig({
-  resolve: { conditions: ['source', 'node', 'import', 'default'] },
-  ssr: { resolve: { conditions: ['source', 'node', 'import', 'default'] } },
+  resolve: {
+    alias: [
+      {
+        find: /^@towerline\/([a-z-]+)$/,
+        replacement: fileURLToPath(new URL('./packages/$1/src/index.ts', import.meta.url)),
+      },
+    ],
+  },
   test: {
     include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'],
     exclude: ['**/node_modules/**', 'test/bench/**'],

@@ -1,0 +1,159 @@
+/**
+ * Against the local PostgreSQL (127.0.0.1:5432, trust, database `test`): backends are killed
+ * with pg_terminate_backend, idle and mid-query.
+ */
+import { backoff } from '@towerline/core';
+import { ResilientPg, ResilientPgPool } from '@towerline/pg';
+import pg from 'pg';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+
+const config = {
+  host: '127.0.0.1',
+  port: 5432,
+  database: 'test',
+  user: process.env.PGUSER ?? 'postgres',
+};
+const table = `towerline_pg_${process.pid}`;
+const waitFor = (fn: () => void | Promise<void>) =>
+  vi.waitFor(fn, { timeout: 10_000, interval: 20 });
+
+let admin: pg.Client;
+beforeAll(async () => {
+  admin = new pg.Client(config);
+  await admin.connect();
+  await admin.query(`CREATE TABLE IF NOT EXISTS ${table} (id serial primary key, note text)`);
+});
+afterAll(async () => {
+  await admin.query(`DROP TABLE IF EXISTS ${table}`);
+  await admin.end();
+});
+
+const closers: Array<{ close(): unknown }> = [];
+afterEach(async () => {
+  for (const c of closers.splice(0)) await c.close();
+});
+
+function db(options: ConstructorParameters<typeof ResilientPg>[0] = {}) {
+  const d = new ResilientPg({
+    client: config,
+    policy: backoff.fixed(20),
+    minUptime: 50,
+    ...options,
+  });
+  closers.push(d);
+  return d;
+}
+
+const backendPid = async (d: ResilientPg) =>
+  (await d.query<{ pid: number }>('SELECT pg_backend_pid() AS pid', [], { idempotent: true }))
+    .rows[0]!.pid;
+
+const terminate = (pid: number) => admin.query('SELECT pg_terminate_backend($1)', [pid]);
+
+describe('ResilientPg', () => {
+  it('runs statements and transactions', async () => {
+    const d = db();
+    await d.query(`INSERT INTO ${table} (note) VALUES ($1)`, ['a']);
+    const id = await d.transaction(async (tx) => {
+      const r = await tx.query(`INSERT INTO ${table} (note) VALUES ($1) RETURNING id`, ['b']);
+      return r.rows[0].id as number;
+    });
+    expect(id).toBeGreaterThan(0);
+    await expect(
+      d.transaction(async (tx) => {
+        await tx.query(`INSERT INTO ${table} (note) VALUES ('rolled back')`);
+        throw new Error('no thanks');
+      }),
+    ).rejects.toThrow('no thanks');
+    const { rows } = await d.query(
+      `SELECT count(*)::int AS n FROM ${table} WHERE note = 'rolled back'`,
+    );
+    expect(rows[0]!.n).toBe(0);
+    await expect(d.query('SELEC 1')).rejects.toMatchObject({ code: '42601' }); // a plain SQL error
+    expect(d.reconnector.state).toBe('connected');
+  });
+
+  it('an idle client killed by the server does not crash the process; the next query reconnects', async () => {
+    const d = db();
+    const pid = await backendPid(d);
+    const disconnected = d.reconnector.events.next('disconnected');
+    await terminate(pid);
+    await disconnected;
+    expect(await backendPid(d)).not.toBe(pid);
+  });
+
+  it('a backend killed mid-query: a non-idempotent statement "may have executed", an idempotent one is retried', async () => {
+    const d = db();
+    const pid = await backendPid(d);
+    const write = d.query(`INSERT INTO ${table} (note) SELECT 'slow' FROM pg_sleep(2)`);
+    const read = d.query('SELECT 42 AS answer FROM pg_sleep(0.5)', [], { idempotent: true });
+    await waitFor(async () => {
+      const r = await admin.query<{ state: string }>(
+        'SELECT state FROM pg_stat_activity WHERE pid = $1',
+        [pid],
+      );
+      expect(r.rows[0]?.state).toBe('active');
+    });
+    await terminate(pid);
+    await expect(write).rejects.toMatchObject({
+      code: 'ERR_CONNECTION_LOST',
+      mayHaveExecuted: true,
+    });
+    expect((await read).rows[0]!.answer).toBe(42);
+    expect(d.reconnector.stats.reconnects).toBeGreaterThanOrEqual(1);
+    expect(d.service.stats.retriedOnReconnect).toBe(1);
+  });
+
+  it('a read-only transaction is resent; a writing one is not', async () => {
+    const d = db();
+    const pid = await backendPid(d);
+    const readOnly = d.transaction(
+      async (tx) => (await tx.query('SELECT 7 AS n FROM pg_sleep(0.5)')).rows[0].n,
+      {
+        readOnly: true,
+      },
+    );
+    await waitFor(async () => {
+      const r = await admin.query<{ state: string }>(
+        'SELECT state FROM pg_stat_activity WHERE pid = $1',
+        [pid],
+      );
+      expect(r.rows[0]?.state).toBe('active');
+    });
+    await terminate(pid);
+    expect(await readOnly).toBe(7);
+  });
+
+  it('asks for credentials on every connect and runs setup before queued requests', async () => {
+    const credentials = vi.fn(async () => ({ user: config.user }));
+    const setup = vi.fn(async (client: pg.Client) => {
+      await client.query(`SET application_name = 'towerline-${credentials.mock.calls.length}'`);
+    });
+    const d = db({ credentials, setup });
+    const pid = await backendPid(d);
+    await terminate(pid);
+    await waitFor(() => expect(d.reconnector.state).not.toBe('connected'));
+    const queued = d.query<{ application_name: string }>('SHOW application_name', [], {
+      idempotent: true,
+    });
+    expect((await queued).rows[0]!.application_name).toBe('towerline-2');
+    expect(credentials).toHaveBeenCalledTimes(2);
+  });
+
+  it('a pool spreads requests and survives losing one connection', async () => {
+    const pool = new ResilientPgPool({ client: config, size: 3, policy: backoff.fixed(20) });
+    closers.push(pool);
+    const pids = new Set<number>();
+    for (let i = 0; i < 9; i++) {
+      pids.add(
+        (await pool.query('SELECT pg_backend_pid() AS pid', [], { idempotent: true })).rows[0]!.pid,
+      );
+    }
+    expect(pids.size).toBeGreaterThan(1);
+    await terminate([...pids][0]!);
+    const results = await Promise.all(
+      Array.from({ length: 9 }, () => pool.query('SELECT 1 AS one', [], { idempotent: true })),
+    );
+    expect(results.every((r) => r.rows[0].one === 1)).toBe(true);
+  });
+});
