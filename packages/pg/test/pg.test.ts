@@ -154,6 +154,6 @@ describe('ResilientPg', () => {
     const results = await Promise.all(
       Array.from({ length: 9 }, () => pool.query('SELECT 1 AS one', [], { idempotent: true })),
     );
-    expect(results.every((r) => r.rows[0].one === 1)).toBe(true);
+    expect(results.every((r) => r.rows[0]!.one === 1)).toBe(true);
   });
 });
