@@ -267,14 +267,14 @@ export class ResilientRedis implements Service<RedisRequest, unknown> {
     listener: (message: string, channel: string) => void,
   ): Promise<() => Promise<void>> {
     const sub = this.#subscriberConnection();
-    let set = sub.#subs.channels.get(channel);
-    const fresh = !set;
-    if (!set) sub.#subs.channels.set(channel, (set = new Set()));
+    const fresh = !sub.#subs.channels.has(channel);
+    if (fresh) sub.#subs.channels.set(channel, new Set());
+    const set = sub.#subs.channels.get(channel)!;
     set.add(listener);
     if (fresh) await sub.command('SUBSCRIBE', channel);
     return async () => {
-      set!.delete(listener);
-      if (set!.size === 0 && sub.#subs.channels.get(channel) === set) {
+      set.delete(listener);
+      if (set.size === 0 && sub.#subs.channels.get(channel) === set) {
         sub.#subs.channels.delete(channel);
         await sub.command('UNSUBSCRIBE', channel);
       }
@@ -287,14 +287,14 @@ export class ResilientRedis implements Service<RedisRequest, unknown> {
     listener: (message: string, channel: string, pattern: string) => void,
   ): Promise<() => Promise<void>> {
     const sub = this.#subscriberConnection();
-    let set = sub.#subs.patterns.get(pattern);
-    const fresh = !set;
-    if (!set) sub.#subs.patterns.set(pattern, (set = new Set()));
+    const fresh = !sub.#subs.patterns.has(pattern);
+    if (fresh) sub.#subs.patterns.set(pattern, new Set());
+    const set = sub.#subs.patterns.get(pattern)!;
     set.add(listener);
     if (fresh) await sub.command('PSUBSCRIBE', pattern);
     return async () => {
-      set!.delete(listener);
-      if (set!.size === 0 && sub.#subs.patterns.get(pattern) === set) {
+      set.delete(listener);
+      if (set.size === 0 && sub.#subs.patterns.get(pattern) === set) {
         sub.#subs.patterns.delete(pattern);
         await sub.command('PUNSUBSCRIBE', pattern);
       }
