@@ -262,41 +262,41 @@ export class ResilientRedis implements Service<RedisRequest, unknown> {
    * Subscribes on a dedicated connection whose channel set is restored on every reconnect.
    * Returns a function that unsubscribes this listener.
    */
-  async subscribe(
+  subscribe(
     channel: string,
     listener: (message: string, channel: string) => void,
   ): Promise<() => Promise<void>> {
     const sub = this.#subscriberConnection();
-    const fresh = !sub.#subs.channels.has(channel);
-    if (fresh) sub.#subs.channels.set(channel, new Set());
-    const set = sub.#subs.channels.get(channel)!;
-    set.add(listener);
-    if (fresh) await sub.command('SUBSCRIBE', channel);
-    return async () => {
-      set.delete(listener);
-      if (set.size === 0 && sub.#subs.channels.get(channel) === set) {
-        sub.#subs.channels.delete(channel);
-        await sub.command('UNSUBSCRIBE', channel);
-      }
-    };
+    return sub.#listen(sub.#subs.channels, channel, listener, 'SUBSCRIBE', 'UNSUBSCRIBE');
   }
 
   /** PSUBSCRIBE, restored on every reconnect like {@link subscribe}. */
-  async psubscribe(
+  psubscribe(
     pattern: string,
     listener: (message: string, channel: string, pattern: string) => void,
   ): Promise<() => Promise<void>> {
     const sub = this.#subscriberConnection();
-    const fresh = !sub.#subs.patterns.has(pattern);
-    if (fresh) sub.#subs.patterns.set(pattern, new Set());
-    const set = sub.#subs.patterns.get(pattern)!;
+    return sub.#listen(sub.#subs.patterns, pattern, listener, 'PSUBSCRIBE', 'PUNSUBSCRIBE');
+  }
+
+  /** Adds a listener to the set for `name`, subscribing on the wire for the first one. */
+  async #listen<L>(
+    registry: Map<string, Set<L>>,
+    name: string,
+    listener: L,
+    subscribe: string,
+    unsubscribe: string,
+  ): Promise<() => Promise<void>> {
+    const fresh = !registry.has(name);
+    if (fresh) registry.set(name, new Set());
+    const set = registry.get(name)!;
     set.add(listener);
-    if (fresh) await sub.command('PSUBSCRIBE', pattern);
+    if (fresh) await this.command(subscribe, name);
     return async () => {
       set.delete(listener);
-      if (set.size === 0 && sub.#subs.patterns.get(pattern) === set) {
-        sub.#subs.patterns.delete(pattern);
-        await sub.command('PUNSUBSCRIBE', pattern);
+      if (set.size === 0 && registry.get(name) === set) {
+        registry.delete(name);
+        await this.command(unsubscribe, name);
       }
     };
   }

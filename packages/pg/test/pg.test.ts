@@ -48,6 +48,16 @@ const backendPid = async (d: ResilientPg) =>
   (await d.query<{ pid: number }>('SELECT pg_backend_pid() AS pid', [], { idempotent: true }))
     .rows[0]!.pid;
 
+/** Waits until backend `pid` is running a statement, so a kill lands mid-query. */
+const waitUntilActive = (pid: number) =>
+  waitFor(async () => {
+    const r = await admin.query<{ state: string }>(
+      'SELECT state FROM pg_stat_activity WHERE pid = $1',
+      [pid],
+    );
+    expect(r.rows[0]?.state).toBe('active');
+  });
+
 const terminate = (pid: number) => admin.query('SELECT pg_terminate_backend($1)', [pid]);
 
 describe('ResilientPg', () => {
@@ -87,13 +97,7 @@ describe('ResilientPg', () => {
     const pid = await backendPid(d);
     const write = d.query(`INSERT INTO ${table} (note) SELECT 'slow' FROM pg_sleep(2)`);
     const read = d.query('SELECT 42 AS answer FROM pg_sleep(0.5)', [], { idempotent: true });
-    await waitFor(async () => {
-      const r = await admin.query<{ state: string }>(
-        'SELECT state FROM pg_stat_activity WHERE pid = $1',
-        [pid],
-      );
-      expect(r.rows[0]?.state).toBe('active');
-    });
+    await waitUntilActive(pid);
     await terminate(pid);
     await expect(write).rejects.toMatchObject({
       code: 'ERR_CONNECTION_LOST',
@@ -113,13 +117,7 @@ describe('ResilientPg', () => {
         readOnly: true,
       },
     );
-    await waitFor(async () => {
-      const r = await admin.query<{ state: string }>(
-        'SELECT state FROM pg_stat_activity WHERE pid = $1',
-        [pid],
-      );
-      expect(r.rows[0]?.state).toBe('active');
-    });
+    await waitUntilActive(pid);
     await terminate(pid);
     expect(await readOnly).toBe(7);
   });
