@@ -46,6 +46,11 @@ export interface ReconnectorOptions<C> {
   minUptime?: number;
   /** Whether an error from a request means the connection itself is broken. */
   isConnectionError?: (error: unknown) => boolean;
+  /**
+   * Whether a connect failure or a loss is worth another attempt. Default: always. An error
+   * this refuses (a 404, bad credentials) ends the machine at once: state `failed`, `gaveUp`.
+   */
+  retryOn?: (error: unknown) => boolean;
   clock?: Clock;
   /** Used by the default policy's jitter. */
   random?: RandomSource;
@@ -167,6 +172,7 @@ export class Reconnector<C> {
   readonly #minUptime: number;
   readonly #clock: Clock;
   readonly isConnectionError: (error: unknown) => boolean;
+  readonly #retryOn: ((error: unknown) => boolean) | undefined;
 
   #state: ConnectionState = 'idle';
   #conn: C | undefined;
@@ -199,7 +205,7 @@ export class Reconnector<C> {
 
   constructor(options: ReconnectorOptions<C>) {
     if (typeof options?.connect !== 'function') invalidArgument('connect', 'expected a function');
-    for (const name of ['watch', 'dispose', 'isConnectionError'] as const) {
+    for (const name of ['watch', 'dispose', 'isConnectionError', 'retryOn'] as const) {
       if (options[name] !== undefined && typeof options[name] !== 'function') {
         invalidArgument(name, 'expected a function');
       }
@@ -230,6 +236,7 @@ export class Reconnector<C> {
     this.#minUptime = minUptime;
     this.#clock = options.clock ?? systemClock;
     this.isConnectionError = options.isConnectionError ?? isSocketError;
+    this.#retryOn = options.retryOn;
     this.name = options.name ?? 'reconnector';
     this.events.source = this.name;
   }
@@ -449,7 +456,7 @@ export class Reconnector<C> {
   }
 
   #scheduleOrGiveUp(error: unknown): void {
-    if (this.#attempts >= this.#maxAttempts) {
+    if (this.#attempts >= this.#maxAttempts || !this.#worthRetrying(error)) {
       this.#giveUp(error);
       return;
     }
@@ -463,6 +470,15 @@ export class Reconnector<C> {
       this.#attemptNow();
       this.#flush();
     }, delayMs);
+  }
+
+  #worthRetrying(error: unknown): boolean {
+    if (!this.#retryOn) return true;
+    try {
+      return this.#retryOn(error) !== false;
+    } catch {
+      return true; // a broken predicate must not stop recovery
+    }
   }
 
   #giveUp(error: unknown): void {

@@ -428,3 +428,19 @@ describe('Reconnector: robustness', () => {
     expect(TRANSITIONS.closed).toEqual([]);
   });
 });
+
+describe('Reconnector: retryOn', () => {
+  it('gives up at once on an error retryOn refuses', async () => {
+    const notFound = Object.assign(new Error('404'), { status: 404 });
+    const h = fakeReconnector({ retryOn: (e) => (e as { status?: number }).status !== 404 });
+    const waiter = h.r.acquire();
+    h.fail(notFound);
+    await expect(waiter).rejects.toMatchObject({
+      code: 'ERR_RECONNECT_GAVE_UP',
+      cause: notFound,
+      attempts: 1,
+    });
+    expect(h.r.state).toBe('failed');
+    expect(h.clock.pending).toBe(0);
+  });
+});

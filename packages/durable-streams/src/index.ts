@@ -1,0 +1,21 @@
+/**
+ * @towerline/durable-streams — Durable Streams clients on towerline's engine: `followStream`
+ * reads a stream and keeps reading through drops, restarts and 5xx/429 (resuming from the last
+ * `Stream-Next-Offset`, nothing lost, nothing twice); `createProducer` appends as an
+ * idempotent producer so a retried append is never duplicated.
+ *
+ * @packageDocumentation
+ */
+export { checkResponse, isTransient, StreamHttpError } from './http-error.js';
+export {
+  type AppendResult,
+  createProducer,
+  type Producer,
+  type ProducerOptions,
+} from './producer.js';
+export {
+  type FollowedStream,
+  type FollowOptions,
+  followStream,
+  type StreamBatch,
+} from './reader.js';
