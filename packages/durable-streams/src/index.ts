@@ -19,3 +19,9 @@ export {
   followStream,
   type StreamBatch,
 } from './reader.js';
+export { StreamHandler, type StreamHandlerOptions } from './server/handler.js';
+export {
+  type DurableStreamsServerOptions,
+  type RunningServer,
+  startDurableStreamsServer,
+} from './server/server.js';

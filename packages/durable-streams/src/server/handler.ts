@@ -1,0 +1,609 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  appendEntries,
+  entriesFrom,
+  expired,
+  formatOffset,
+  isTextual,
+  jsonMessages,
+  mediaType,
+  newStream,
+  parseOffset,
+  type StreamState,
+  wake,
+} from './store.js';
+
+export interface StreamHandlerOptions {
+  /** Where the protocol is mounted. Default `/v1/stream`. */
+  basePath?: string;
+  /** How long a long-poll waits for data, ms. Default 30 000. */
+  longPollTimeoutMs?: number;
+  /** SSE connections are closed after this long so clients re-collapse, ms. Default 60 000. */
+  sseReconnectMs?: number;
+  /** Largest catch-up response body, bytes. Default 1 MiB. */
+  maxChunkBytes?: number;
+  /** Largest stream, bytes (413 beyond). Default unlimited. */
+  maxStreamBytes?: number;
+  /** All streams together, bytes (413 beyond). Default unlimited. */
+  maxMemoryBytes?: number;
+  /** `Access-Control-Allow-Origin`. Default `*`. */
+  corsOrigin?: string;
+  /** Wall clock (ms), for TTLs and cursors. */
+  now?: () => number;
+}
+
+const EXPOSE = [
+  'Stream-Next-Offset',
+  'Stream-Cursor',
+  'Stream-Up-To-Date',
+  'Stream-Closed',
+  'Producer-Epoch',
+  'Producer-Seq',
+  'Producer-Expected-Seq',
+  'Producer-Received-Seq',
+  'etag',
+  'content-type',
+  'location',
+  'stream-sse-data-encoding',
+].join(', ');
+const ALLOW = [
+  'content-type',
+  'authorization',
+  'if-none-match',
+  'Stream-Seq',
+  'Stream-TTL',
+  'Stream-Expires-At',
+  'Stream-Closed',
+  'Producer-Id',
+  'Producer-Epoch',
+  'Producer-Seq',
+  'Stream-Forked-From',
+  'Stream-Fork-Offset',
+  'Stream-Fork-Sub-Offset',
+].join(', ');
+const CURSOR_EPOCH = Date.UTC(2024, 9, 9);
+const CURSOR_INTERVAL_MS = 20_000;
+const UINT = /^(0|[1-9]\d*)$/;
+const CATCH_UP_CACHE = 'public, max-age=60, stale-while-revalidate=300';
+
+const header = (req: IncomingMessage, name: string): string | undefined => {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+};
+const flag = (req: IncomingMessage, name: string) => header(req, name)?.toLowerCase() === 'true';
+
+type Headers = Record<string, string>;
+
+/**
+ * The Durable Streams protocol as a Node request handler, mountable on any `http`/`https`/
+ * `http2` (compat) server: `handle(req, res)` answers requests under `basePath` and returns
+ * false for anything else.
+ */
+export class StreamHandler {
+  readonly streams = new Map<string, StreamState>();
+  readonly basePath: string;
+  readonly #o: Required<Omit<StreamHandlerOptions, 'maxStreamBytes' | 'maxMemoryBytes'>> &
+    Pick<StreamHandlerOptions, 'maxStreamBytes' | 'maxMemoryBytes'>;
+  readonly #open = new Set<ServerResponse>();
+  #bytes = 0;
+  #closing = false;
+
+  constructor(options: StreamHandlerOptions = {}) {
+    this.basePath = (options.basePath ?? '/v1/stream').replace(/\/+$/, '');
+    this.#o = {
+      basePath: this.basePath,
+      longPollTimeoutMs: options.longPollTimeoutMs ?? 30_000,
+      sseReconnectMs: options.sseReconnectMs ?? 60_000,
+      maxChunkBytes: options.maxChunkBytes ?? 1024 * 1024,
+      maxStreamBytes: options.maxStreamBytes,
+      maxMemoryBytes: options.maxMemoryBytes,
+      corsOrigin: options.corsOrigin ?? '*',
+      now: options.now ?? Date.now,
+    };
+  }
+
+  /** Answers a protocol request; false when `req` is not under `basePath`. */
+  handle(req: IncomingMessage, res: ServerResponse): boolean {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    const path = url.pathname;
+    if (path !== this.basePath && !path.startsWith(`${this.basePath}/`)) return false;
+    res.setHeader('access-control-allow-origin', this.#o.corsOrigin);
+    res.setHeader('access-control-allow-methods', 'GET, POST, PUT, DELETE, HEAD, OPTIONS');
+    res.setHeader('access-control-allow-headers', ALLOW);
+    res.setHeader('access-control-expose-headers', EXPOSE);
+    res.setHeader('x-content-type-options', 'nosniff');
+    res.setHeader('cross-origin-resource-policy', 'cross-origin');
+    const method = (req.method ?? 'GET').toUpperCase();
+    const run = async () => {
+      if (method === 'OPTIONS') return this.#send(res, 204);
+      const key = path.slice(this.basePath.length) || '/';
+      if (key === '/') return this.#send(res, 404, {}, 'no stream path');
+      switch (method) {
+        case 'PUT':
+          return this.#create(req, res, key);
+        case 'POST':
+          return this.#append(req, res, key);
+        case 'GET':
+          return this.#read(req, res, key, url.searchParams);
+        case 'HEAD':
+          return this.#head(res, key);
+        case 'DELETE':
+          return this.#delete(res, key);
+        default:
+          return this.#send(res, 405, { allow: 'GET, POST, PUT, DELETE, HEAD, OPTIONS' });
+      }
+    };
+    run().catch((error: unknown) => {
+      const status = (error as { status?: number }).status ?? 500;
+      if (!res.headersSent)
+        this.#send(
+          res,
+          status,
+          {},
+          status === 500 ? 'internal error' : String((error as Error).message),
+        );
+      else res.destroy();
+    });
+    return true;
+  }
+
+  /** Ends every live read (long-poll, SSE); call before closing the server. */
+  close(): void {
+    this.#closing = true;
+    for (const s of this.streams.values()) wake(s);
+    for (const res of this.#open) res.end();
+    this.#open.clear();
+  }
+
+  // ---- operations
+
+  #live(key: string): StreamState | undefined {
+    const s = this.streams.get(key);
+    if (s && expired(s, this.#o.now())) {
+      this.#remove(s);
+      return undefined;
+    }
+    return s;
+  }
+
+  #remove(s: StreamState): void {
+    this.streams.delete(s.path);
+    this.#bytes -= s.bytes;
+    s.closed = true;
+    wake(s);
+  }
+
+  #touch(s: StreamState): void {
+    s.lastAccess = this.#o.now();
+  }
+
+  async #create(req: IncomingMessage, res: ServerResponse, key: string): Promise<void> {
+    if (header(req, 'stream-forked-from') !== undefined) {
+      return this.#send(res, 501, {}, 'stream forking is not supported by this server');
+    }
+    const contentType = header(req, 'content-type')?.trim() || 'application/octet-stream';
+    const ttlText = header(req, 'stream-ttl');
+    const expiresText = header(req, 'stream-expires-at');
+    if (ttlText !== undefined && expiresText !== undefined) {
+      return this.#send(res, 400, {}, 'Stream-TTL and Stream-Expires-At are exclusive');
+    }
+    let ttlSeconds: number | undefined;
+    if (ttlText !== undefined) {
+      if (!UINT.test(ttlText) || !Number.isSafeInteger(Number(ttlText)))
+        return this.#send(res, 400, {}, 'invalid Stream-TTL');
+      ttlSeconds = Number(ttlText);
+    }
+    let expiresAt: number | undefined;
+    if (expiresText !== undefined) {
+      expiresAt = Date.parse(expiresText);
+      if (!/^\d{4}-\d{2}-\d{2}T/.test(expiresText) || Number.isNaN(expiresAt)) {
+        return this.#send(res, 400, {}, 'invalid Stream-Expires-At');
+      }
+    }
+    const closed = flag(req, 'stream-closed');
+    const body = await this.#body(req);
+    const existing = this.#live(key);
+    if (existing) {
+      const same =
+        mediaType(existing.contentType) === mediaType(contentType) &&
+        existing.ttlSeconds === ttlSeconds &&
+        existing.expiresAt === expiresAt &&
+        existing.closed === closed;
+      if (!same) return this.#send(res, 409, {}, 'a stream with another configuration exists here');
+      return this.#send(res, 200, this.#streamHeaders(existing));
+    }
+    const now = this.#o.now();
+    const stream = newStream(
+      key,
+      { contentType, ttlSeconds, expiresAt, expiresAtText: expiresText },
+      now,
+    );
+    if (body.length > 0) {
+      const units = this.#units(stream, body, true);
+      if (typeof units === 'string') return this.#send(res, 400, {}, units);
+      if (this.#tooLarge(stream, units)) return this.#send(res, 413, {}, 'stream size limit');
+      appendEntries(stream, units);
+      this.#bytes += stream.bytes;
+    }
+    stream.closed = closed;
+    this.streams.set(key, stream);
+    this.#send(res, 201, { ...this.#streamHeaders(stream), location: `${this.basePath}${key}` });
+  }
+
+  async #append(req: IncomingMessage, res: ServerResponse, key: string): Promise<void> {
+    const stream = this.#live(key);
+    if (!stream) {
+      await this.#drain(req);
+      return this.#send(res, 404, {}, 'no such stream');
+    }
+    const closing = flag(req, 'stream-closed');
+    // Producer headers: all three or none.
+    const pid = header(req, 'producer-id');
+    const pepoch = header(req, 'producer-epoch');
+    const pseq = header(req, 'producer-seq');
+    const some = [pid, pepoch, pseq].filter((v) => v !== undefined).length;
+    if (some !== 0 && some !== 3) {
+      await this.#drain(req);
+      return this.#send(res, 400, {}, 'Producer-Id, Producer-Epoch and Producer-Seq go together');
+    }
+    let producer: { id: string; epoch: number; seq: number } | undefined;
+    if (some === 3) {
+      const epoch = Number(pepoch);
+      const seq = Number(pseq);
+      if (
+        !pid ||
+        !UINT.test(pepoch!) ||
+        !UINT.test(pseq!) ||
+        !Number.isSafeInteger(epoch) ||
+        !Number.isSafeInteger(seq)
+      ) {
+        await this.#drain(req);
+        return this.#send(res, 400, {}, 'invalid producer headers');
+      }
+      producer = { id: pid, epoch, seq };
+    }
+    const body = await this.#body(req);
+    if (stream.closed) {
+      const byCloser =
+        producer !== undefined &&
+        stream.closedBy !== undefined &&
+        stream.closedBy.id === producer.id &&
+        stream.closedBy.epoch === producer.epoch &&
+        stream.closedBy.seq === producer.seq;
+      if ((closing && body.length === 0) || byCloser) {
+        return this.#send(res, 204, {
+          ...this.#tailHeaders(stream),
+          ...(producer
+            ? { 'producer-epoch': String(producer.epoch), 'producer-seq': String(producer.seq) }
+            : {}),
+        });
+      }
+      return this.#send(res, 409, this.#tailHeaders(stream), 'the stream is closed');
+    }
+    if (body.length === 0 && !closing) return this.#send(res, 400, {}, 'empty body');
+    if (body.length > 0) {
+      const ct = header(req, 'content-type');
+      if (!ct) return this.#send(res, 400, {}, 'Content-Type is required');
+      if (mediaType(ct) !== mediaType(stream.contentType))
+        return this.#send(res, 409, {}, 'content type mismatch');
+    }
+    const streamSeq = header(req, 'stream-seq');
+    if (
+      streamSeq !== undefined &&
+      stream.lastStreamSeq !== undefined &&
+      streamSeq <= stream.lastStreamSeq
+    ) {
+      return this.#send(res, 409, {}, 'Stream-Seq regression');
+    }
+    let units: Buffer[] = [];
+    if (body.length > 0) {
+      const parsed = this.#units(stream, body, false);
+      if (typeof parsed === 'string') return this.#send(res, 400, {}, parsed);
+      units = parsed;
+    }
+    const extra: Headers = {};
+    if (producer) {
+      const state = stream.producers.get(producer.id);
+      if (state && producer.epoch < state.epoch) {
+        return this.#send(
+          res,
+          403,
+          { 'producer-epoch': String(state.epoch) },
+          'stale producer epoch',
+        );
+      }
+      if (!state || producer.epoch > state.epoch) {
+        if (producer.seq !== 0) {
+          return this.#send(
+            res,
+            state ? 400 : 400,
+            {},
+            'a new producer epoch starts at Producer-Seq 0',
+          );
+        }
+      } else if (producer.seq <= state.lastSeq) {
+        return this.#send(res, 204, {
+          ...this.#tailHeaders(stream),
+          'producer-epoch': String(producer.epoch),
+          'producer-seq': String(state.lastSeq),
+        });
+      } else if (producer.seq > state.lastSeq + 1) {
+        return this.#send(
+          res,
+          409,
+          {
+            'producer-expected-seq': String(state.lastSeq + 1),
+            'producer-received-seq': String(producer.seq),
+          },
+          'producer sequence gap',
+        );
+      }
+      stream.producers.set(producer.id, { epoch: producer.epoch, lastSeq: producer.seq });
+      extra['producer-epoch'] = String(producer.epoch);
+      extra['producer-seq'] = String(producer.seq);
+    }
+    if (this.#tooLarge(stream, units)) return this.#send(res, 413, {}, 'stream size limit');
+    if (streamSeq !== undefined) stream.lastStreamSeq = streamSeq;
+    const before = stream.bytes;
+    if (units.length) appendEntries(stream, units);
+    this.#bytes += stream.bytes - before;
+    if (closing) {
+      stream.closed = true;
+      stream.closedBy = producer;
+      wake(stream);
+    }
+    this.#touch(stream);
+    this.#send(res, producer ? 200 : 204, { ...this.#tailHeaders(stream), ...extra });
+  }
+
+  #head(res: ServerResponse, key: string): void {
+    const stream = this.#live(key);
+    if (!stream) return this.#send(res, 404);
+    this.#send(res, 200, { ...this.#streamHeaders(stream), 'cache-control': 'no-store' });
+  }
+
+  #delete(res: ServerResponse, key: string): void {
+    const stream = this.#live(key);
+    if (!stream) return this.#send(res, 404, {}, 'no such stream');
+    this.#remove(stream);
+    this.#send(res, 204);
+  }
+
+  async #read(
+    req: IncomingMessage,
+    res: ServerResponse,
+    key: string,
+    query: URLSearchParams,
+  ): Promise<void> {
+    const stream = this.#live(key);
+    const live = query.get('live');
+    const offsetText = query.get('offset');
+    if (query.getAll('offset').length > 1 || (offsetText !== null && offsetText === '')) {
+      return this.#send(res, 400, {}, 'invalid offset');
+    }
+    if (live !== null && live !== 'long-poll' && live !== 'sse')
+      return this.#send(res, 400, {}, 'invalid live mode');
+    if (live !== null && offsetText === null)
+      return this.#send(res, 400, {}, 'live reads need an offset');
+    const parsed = parseOffset(offsetText ?? '-1');
+    if (parsed === undefined) return this.#send(res, 400, {}, 'invalid offset');
+    if (!stream) return this.#send(res, 404, {}, 'no such stream');
+    this.#touch(stream);
+    if (parsed !== 'now' && parsed > stream.tail)
+      return this.#send(res, 400, {}, 'offset beyond the end of the stream');
+    const position = parsed === 'now' ? stream.tail : parsed;
+    if (live === 'sse') return this.#sse(req, res, stream, position, query.get('cursor'));
+    if (parsed === 'now' && (live === null || stream.closed)) {
+      const headers: Headers = {
+        'content-type': stream.contentType,
+        ...this.#tailHeaders(stream),
+        'stream-up-to-date': 'true',
+        'cache-control': 'no-store',
+      };
+      if (live === 'long-poll')
+        return this.#send(res, 204, { ...headers, ...this.#cursorHeader(stream, query) });
+      return this.#send(res, 200, headers, stream.json ? '[]' : '');
+    }
+    if (live === 'long-poll' && position >= stream.tail && !stream.closed) {
+      const arrived = await this.#wait(stream, req, res);
+      if (!arrived || this.#live(key) !== stream) {
+        if (res.destroyed) return;
+        if (this.#live(key) !== stream) return this.#send(res, 404, {}, 'the stream was deleted');
+        return this.#send(res, 204, {
+          ...this.#tailHeaders(stream),
+          'stream-up-to-date': 'true',
+          ...this.#cursorHeader(stream, query),
+        });
+      }
+    }
+    if (live === 'long-poll' && position >= stream.tail && stream.closed) {
+      return this.#send(res, 204, { ...this.#tailHeaders(stream), 'stream-up-to-date': 'true' });
+    }
+    const { entries, end } = entriesFrom(stream, position, this.#o.maxChunkBytes);
+    const upToDate = end >= stream.tail;
+    const closedNow = stream.closed && upToDate;
+    const etag = `"${stream.id}:${formatOffset(position)}:${formatOffset(end)}${closedNow ? ':c' : ''}"`;
+    const headers: Headers = {
+      'content-type': stream.contentType,
+      'stream-next-offset': formatOffset(end),
+      etag,
+      'cache-control': CATCH_UP_CACHE,
+      ...(upToDate ? { 'stream-up-to-date': 'true' } : {}),
+      ...(closedNow ? { 'stream-closed': 'true' } : {}),
+      ...(live === 'long-poll' && !closedNow ? this.#cursorHeader(stream, query) : {}),
+    };
+    if (header(req, 'if-none-match') === etag) return this.#send(res, 304, { etag });
+    const body = stream.json
+      ? `[${entries.map((e) => e.data.toString('utf8')).join(',')}]`
+      : Buffer.concat(entries.map((e) => e.data));
+    this.#send(res, 200, headers, body);
+  }
+
+  /** Waits for an append or close on `stream`, the timeout, or the client leaving. */
+  #wait(stream: StreamState, req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    if (this.#closing) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const done = (arrived: boolean) => {
+        clearTimeout(timer);
+        stream.waiters.delete(onData);
+        res.off('close', onGone);
+        this.#open.delete(res);
+        resolve(arrived);
+      };
+      const onData = () => done(true);
+      const onGone = () => done(false);
+      const timer = setTimeout(() => done(false), this.#o.longPollTimeoutMs);
+      stream.waiters.add(onData);
+      res.once('close', onGone);
+      this.#open.add(res);
+    });
+  }
+
+  async #sse(
+    req: IncomingMessage,
+    res: ServerResponse,
+    stream: StreamState,
+    start: number,
+    cursor: string | null,
+  ) {
+    const base64 = !isTextual(stream.contentType);
+    res.writeHead(200, {
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-cache',
+      connection: 'keep-alive',
+      ...(base64 ? { 'stream-sse-data-encoding': 'base64' } : {}),
+    });
+    res.flushHeaders();
+    this.#open.add(res);
+    let gone = false;
+    res.once('close', () => {
+      gone = true;
+      this.#open.delete(res);
+      wake(stream);
+    });
+    const deadline = Date.now() + this.#o.sseReconnectMs;
+    let position = start;
+    let first = true;
+    let lastCursor = cursor;
+    while (!gone && !this.#closing && Date.now() < deadline) {
+      if (this.streams.get(stream.path) !== stream) break;
+      const { entries, end } = entriesFrom(stream, position, this.#o.maxChunkBytes);
+      if (entries.length > 0) {
+        const payload = stream.json
+          ? `[${entries.map((e) => e.data.toString('utf8')).join(',')}]`
+          : base64
+            ? Buffer.concat(entries.map((e) => e.data)).toString('base64')
+            : Buffer.concat(entries.map((e) => e.data)).toString('utf8');
+        res.write(
+          `event: data\n${payload
+            .split(/\r?\n/)
+            .map((l) => `data: ${l}`)
+            .join('\n')}\n\n`,
+        );
+        position = end;
+      }
+      const upToDate = position >= stream.tail;
+      const closed = stream.closed && upToDate;
+      if (entries.length > 0 || first || closed) {
+        const control: Record<string, unknown> = { streamNextOffset: formatOffset(position) };
+        if (!closed) {
+          lastCursor = this.#cursor(lastCursor);
+          control.streamCursor = lastCursor;
+        }
+        if (upToDate) control.upToDate = true;
+        if (closed) control.streamClosed = true;
+        res.write(`event: control\ndata: ${JSON.stringify(control)}\n\n`);
+        first = false;
+      }
+      if (closed) break;
+      if (!upToDate) continue;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, Math.max(0, deadline - Date.now()));
+        function done() {
+          clearTimeout(timer);
+          stream.waiters.delete(done);
+          resolve();
+        }
+        stream.waiters.add(done);
+      });
+    }
+    this.#open.delete(res);
+    res.end();
+  }
+
+  // ---- helpers
+
+  #cursor(client: string | null): string {
+    const interval = Math.floor((this.#o.now() - CURSOR_EPOCH) / CURSOR_INTERVAL_MS);
+    const theirs = client !== null && UINT.test(client) ? Number(client) : -1;
+    if (theirs >= interval) return String(theirs + 1 + Math.floor(Math.random() * 180));
+    return String(interval);
+  }
+
+  #cursorHeader(stream: StreamState, query: URLSearchParams): Headers {
+    if (stream.closed) return {};
+    return { 'stream-cursor': this.#cursor(query.get('cursor')) };
+  }
+
+  #units(stream: StreamState, body: Buffer, creating: boolean): Buffer[] | string {
+    if (!stream.json) return [body];
+    const messages = jsonMessages(body);
+    if (messages === 'invalid') return 'invalid JSON';
+    if (messages === 'empty-array') return creating ? [] : 'an empty JSON array appends nothing';
+    return messages;
+  }
+
+  #tooLarge(stream: StreamState, units: Buffer[]): boolean {
+    const adding = units.reduce((n, u) => n + u.length, 0);
+    if (this.#o.maxStreamBytes !== undefined && stream.bytes + adding > this.#o.maxStreamBytes)
+      return true;
+    return this.#o.maxMemoryBytes !== undefined && this.#bytes + adding > this.#o.maxMemoryBytes;
+  }
+
+  #tailHeaders(stream: StreamState): Headers {
+    return {
+      'stream-next-offset': formatOffset(stream.tail),
+      ...(stream.closed ? { 'stream-closed': 'true' } : {}),
+    };
+  }
+
+  #streamHeaders(stream: StreamState): Headers {
+    return {
+      'content-type': stream.contentType,
+      ...this.#tailHeaders(stream),
+      ...(stream.ttlSeconds !== undefined ? { 'stream-ttl': String(stream.ttlSeconds) } : {}),
+      ...(stream.expiresAtText !== undefined ? { 'stream-expires-at': stream.expiresAtText } : {}),
+    };
+  }
+
+  async #body(req: IncomingMessage): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const limit = this.#o.maxStreamBytes ?? Number.POSITIVE_INFINITY;
+    for await (const chunk of req) {
+      size += (chunk as Buffer).length;
+      if (size > limit) throw Object.assign(new Error('request body too large'), { status: 413 });
+      chunks.push(chunk as Buffer);
+    }
+    return Buffer.concat(chunks, size);
+  }
+
+  async #drain(req: IncomingMessage): Promise<void> {
+    for await (const _ of req) {
+      // discard
+    }
+  }
+
+  #send(res: ServerResponse, status: number, headers: Headers = {}, body?: string | Buffer): void {
+    if (res.headersSent || res.destroyed) return;
+    const isError = status >= 400 && body !== undefined && typeof body === 'string';
+    if (isError) {
+      const problem = JSON.stringify({ type: 'about:blank', title: String(body), status });
+      res.writeHead(status, { ...headers, 'content-type': 'application/problem+json' });
+      res.end(problem);
+      return;
+    }
+    res.writeHead(status, headers);
+    res.end(status === 204 || status === 304 ? undefined : body);
+  }
+}

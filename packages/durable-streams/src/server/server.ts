@@ -1,0 +1,54 @@
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import { StreamHandler, type StreamHandlerOptions } from './handler.js';
+
+export interface DurableStreamsServerOptions extends StreamHandlerOptions {
+  host?: string;
+  /** 0 picks a free port. */
+  port?: number;
+}
+
+/** A running server: its URL, the handler (for embedding checks) and `close()`. */
+export interface RunningServer {
+  url: string;
+  server: Server;
+  handler: StreamHandler;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a Durable Streams server (memory storage, plain HTTP/1.1) with `/healthz` and
+ * `/readyz` beside the protocol.
+ */
+export async function startDurableStreamsServer(
+  options: DurableStreamsServerOptions = {},
+): Promise<RunningServer> {
+  const handler = new StreamHandler(options);
+  const server = createServer((req, res) => {
+    if (handler.handle(req, res)) return;
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/healthz' || path === '/readyz') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ status: 'ok' }));
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'application/problem+json' });
+    res.end(JSON.stringify({ type: 'about:blank', title: 'not found', status: 404 }));
+  });
+  server.keepAliveTimeout = 5_000;
+  server.listen(options.port ?? 0, options.host ?? '127.0.0.1');
+  await once(server, 'listening');
+  const { address, port } = server.address() as { address: string; port: number };
+  const host = address.includes(':') ? `[${address}]` : address;
+  return {
+    url: `http://${host}:${port}`,
+    server,
+    handler,
+    close: async () => {
+      handler.close();
+      server.closeAllConnections();
+      server.close();
+      await once(server, 'close');
+    },
+  };
+}

@@ -1,0 +1,164 @@
+/**
+ * The in-memory model of Durable Streams: streams of entries addressed by position. For byte
+ * streams a position is a byte count; for JSON streams it is a message count. An offset is the
+ * position zero-padded to 16 digits, so offsets sort lexicographically and never collide with
+ * the sentinels `-1` and `now`.
+ */
+
+export const OFFSET_DIGITS = 16;
+export const formatOffset = (position: number): string =>
+  String(position).padStart(OFFSET_DIGITS, '0');
+const OFFSET_RE = /^\d{16}$/;
+
+/** Parses a client offset: `-1` → 0, `now` → 'now', a minted offset → its position. */
+export function parseOffset(value: string): number | 'now' | undefined {
+  if (value === '-1') return 0;
+  if (value === 'now') return 'now';
+  if (!OFFSET_RE.test(value)) return undefined;
+  const n = Number(value);
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
+export interface Entry {
+  /** Position of the entry's first unit. */
+  start: number;
+  /** Stored bytes (for JSON streams: one message's JSON text). */
+  data: Buffer;
+}
+
+export interface ProducerState {
+  epoch: number;
+  lastSeq: number;
+}
+
+export interface StreamState {
+  path: string;
+  /** Internal id, part of ETags; a re-created path gets a new one. */
+  id: string;
+  contentType: string;
+  json: boolean;
+  ttlSeconds: number | undefined;
+  expiresAt: number | undefined;
+  expiresAtText: string | undefined;
+  lastAccess: number;
+  closed: boolean;
+  /** The producer tuple whose append closed the stream, for idempotent retries. */
+  closedBy: { id: string; epoch: number; seq: number } | undefined;
+  entries: Entry[];
+  /** Next position: bytes or messages written so far. */
+  tail: number;
+  /** Bytes held, for limits. */
+  bytes: number;
+  lastStreamSeq: string | undefined;
+  producers: Map<string, ProducerState>;
+  /** Woken on every append and on close. */
+  waiters: Set<() => void>;
+}
+
+export function isJsonType(contentType: string): boolean {
+  return contentType.split(';')[0]!.trim().toLowerCase() === 'application/json';
+}
+
+export function isTextual(contentType: string): boolean {
+  const base = contentType.split(';')[0]!.trim().toLowerCase();
+  return base.startsWith('text/') || base === 'application/json';
+}
+
+/** The part of a content type that must match: the media type, case-insensitively. */
+export const mediaType = (contentType: string): string =>
+  contentType.split(';')[0]!.trim().toLowerCase();
+
+/** Entries from `position` on, at most `maxBytes` (at least one entry). */
+export function entriesFrom(
+  stream: StreamState,
+  position: number,
+  maxBytes: number,
+): { entries: Entry[]; end: number } {
+  const list = stream.entries;
+  // Binary search for the first entry that ends after `position`.
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    const e = list[mid]!;
+    const end = e.start + (stream.json ? 1 : e.data.length);
+    if (end <= position) lo = mid + 1;
+    else hi = mid;
+  }
+  const out: Entry[] = [];
+  let size = 0;
+  let end = position;
+  for (let i = lo; i < list.length; i++) {
+    let e = list[i]!;
+    if (!stream.json && e.start < position)
+      e = { start: position, data: e.data.subarray(position - e.start) };
+    if (out.length > 0 && size + e.data.length > maxBytes) break;
+    out.push(e);
+    size += e.data.length;
+    end = e.start + (stream.json ? 1 : e.data.length);
+  }
+  return { entries: out, end };
+}
+
+/** Appends units to a stream and wakes its readers. */
+export function appendEntries(stream: StreamState, units: Buffer[]): void {
+  for (const data of units) {
+    stream.entries.push({ start: stream.tail, data });
+    stream.tail += stream.json ? 1 : data.length;
+    stream.bytes += data.length;
+  }
+  wake(stream);
+}
+
+export function wake(stream: StreamState): void {
+  const waiters = [...stream.waiters];
+  stream.waiters.clear();
+  for (const w of waiters) w();
+}
+
+/** Whether a stream has expired at `now` (sliding TTL or absolute expiry). */
+export function expired(stream: StreamState, now: number): boolean {
+  if (stream.expiresAt !== undefined && now >= stream.expiresAt) return true;
+  if (stream.ttlSeconds !== undefined && now - stream.lastAccess >= stream.ttlSeconds * 1000)
+    return true;
+  return false;
+}
+
+let ids = 0;
+
+export function newStream(
+  path: string,
+  init: Pick<StreamState, 'contentType' | 'ttlSeconds' | 'expiresAt' | 'expiresAtText'>,
+  now: number,
+): StreamState {
+  return {
+    path,
+    id: `${Date.now().toString(36)}${(ids++).toString(36)}`,
+    ...init,
+    json: isJsonType(init.contentType),
+    lastAccess: now,
+    closed: false,
+    closedBy: undefined,
+    entries: [],
+    tail: 0,
+    bytes: 0,
+    lastStreamSeq: undefined,
+    producers: new Map(),
+    waiters: new Set(),
+  };
+}
+
+/** The JSON messages in a body: an array is flattened one level; anything else is one message. */
+export function jsonMessages(body: Buffer): Buffer[] | 'invalid' | 'empty-array' {
+  let value: unknown;
+  try {
+    value = JSON.parse(body.toString('utf8'));
+  } catch {
+    return 'invalid';
+  }
+  if (Array.isArray(value)) {
+    if (value.length === 0) return 'empty-array';
+    return value.map((v) => Buffer.from(JSON.stringify(v)));
+  }
+  return [Buffer.from(JSON.stringify(value))];
+}
