@@ -227,7 +227,7 @@ export class StreamHandler {
     }
     stream.closed = closed;
     this.streams.set(key, stream);
-    this.#send(res, 201, { ...this.#streamHeaders(stream), location: `${this.basePath}${key}` });
+    this.#send(res, 201, { ...this.#streamHeaders(stream), location: this.#location(req, key) });
   }
 
   async #append(req: IncomingMessage, res: ServerResponse, key: string): Promise<void> {
@@ -287,14 +287,6 @@ export class StreamHandler {
       if (mediaType(ct) !== mediaType(stream.contentType))
         return this.#send(res, 409, {}, 'content type mismatch');
     }
-    const streamSeq = header(req, 'stream-seq');
-    if (
-      streamSeq !== undefined &&
-      stream.lastStreamSeq !== undefined &&
-      streamSeq <= stream.lastStreamSeq
-    ) {
-      return this.#send(res, 409, {}, 'Stream-Seq regression');
-    }
     let units: Buffer[] = [];
     if (body.length > 0) {
       const parsed = this.#units(stream, body, false);
@@ -338,11 +330,20 @@ export class StreamHandler {
           'producer sequence gap',
         );
       }
-      stream.producers.set(producer.id, { epoch: producer.epoch, lastSeq: producer.seq });
       extra['producer-epoch'] = String(producer.epoch);
       extra['producer-seq'] = String(producer.seq);
     }
+    const streamSeq = header(req, 'stream-seq');
+    if (
+      streamSeq !== undefined &&
+      stream.lastStreamSeq !== undefined &&
+      streamSeq <= stream.lastStreamSeq
+    ) {
+      return this.#send(res, 409, {}, 'Stream-Seq regression');
+    }
     if (this.#tooLarge(stream, units)) return this.#send(res, 413, {}, 'stream size limit');
+    // Every check passed: only now does any state change.
+    if (producer) stream.producers.set(producer.id, { epoch: producer.epoch, lastSeq: producer.seq });
     if (streamSeq !== undefined) stream.lastStreamSeq = streamSeq;
     const before = stream.bytes;
     if (units.length) appendEntries(stream, units);
@@ -353,18 +354,25 @@ export class StreamHandler {
       wake(stream);
     }
     this.#touch(stream);
-    this.#send(res, producer ? 200 : 204, { ...this.#tailHeaders(stream), ...extra });
+    this.#send(res, producer && units.length > 0 ? 200 : 204, {
+      ...this.#tailHeaders(stream),
+      ...extra,
+    });
   }
 
   #head(res: ServerResponse, key: string): void {
     const stream = this.#live(key);
-    if (!stream) return this.#send(res, 404);
-    this.#send(res, 200, { ...this.#streamHeaders(stream), 'cache-control': 'no-store' });
+    if (stream)
+      this.#send(res, 200, { ...this.#streamHeaders(stream), 'cache-control': 'no-store' });
+    else this.#send(res, 404);
   }
 
   #delete(res: ServerResponse, key: string): void {
     const stream = this.#live(key);
-    if (!stream) return this.#send(res, 404, {}, 'no such stream');
+    if (!stream) {
+      this.#send(res, 404, {}, 'no such stream');
+      return;
+    }
     this.#remove(stream);
     this.#send(res, 204);
   }
@@ -392,7 +400,7 @@ export class StreamHandler {
     if (parsed !== 'now' && parsed > stream.tail)
       return this.#send(res, 400, {}, 'offset beyond the end of the stream');
     const position = parsed === 'now' ? stream.tail : parsed;
-    if (live === 'sse') return this.#sse(req, res, stream, position, query.get('cursor'));
+    if (live === 'sse') return this.#sse(res, stream, position, query.get('cursor'));
     if (parsed === 'now' && (live === null || stream.closed)) {
       const headers: Headers = {
         'content-type': stream.contentType,
@@ -405,7 +413,7 @@ export class StreamHandler {
       return this.#send(res, 200, headers, stream.json ? '[]' : '');
     }
     if (live === 'long-poll' && position >= stream.tail && !stream.closed) {
-      const arrived = await this.#wait(stream, req, res);
+      const arrived = await this.#wait(stream, res);
       if (!arrived || this.#live(key) !== stream) {
         if (res.destroyed) return;
         if (this.#live(key) !== stream) return this.#send(res, 404, {}, 'the stream was deleted');
@@ -440,7 +448,7 @@ export class StreamHandler {
   }
 
   /** Waits for an append or close on `stream`, the timeout, or the client leaving. */
-  #wait(stream: StreamState, req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+  #wait(stream: StreamState, res: ServerResponse): Promise<boolean> {
     if (this.#closing) return Promise.resolve(false);
     return new Promise((resolve) => {
       const done = (arrived: boolean) => {
@@ -459,13 +467,7 @@ export class StreamHandler {
     });
   }
 
-  async #sse(
-    req: IncomingMessage,
-    res: ServerResponse,
-    stream: StreamState,
-    start: number,
-    cursor: string | null,
-  ) {
+  async #sse(res: ServerResponse, stream: StreamState, start: number, cursor: string | null) {
     const base64 = !isTextual(stream.contentType);
     res.writeHead(200, {
       'content-type': 'text/event-stream',
@@ -496,8 +498,8 @@ export class StreamHandler {
             : Buffer.concat(entries.map((e) => e.data)).toString('utf8');
         res.write(
           `event: data\n${payload
-            .split(/\r?\n/)
-            .map((l) => `data: ${l}`)
+            .split(/\r\n|\r|\n/)
+            .map((l) => `data:${l}`)
             .join('\n')}\n\n`,
         );
         position = end;
@@ -512,7 +514,7 @@ export class StreamHandler {
         }
         if (upToDate) control.upToDate = true;
         if (closed) control.streamClosed = true;
-        res.write(`event: control\ndata: ${JSON.stringify(control)}\n\n`);
+        res.write(`event: control\ndata:${JSON.stringify(control)}\n\n`);
         first = false;
       }
       if (closed) break;
@@ -532,6 +534,12 @@ export class StreamHandler {
   }
 
   // ---- helpers
+
+  #location(req: IncomingMessage, key: string): string {
+    const secure = (req.socket as { encrypted?: boolean }).encrypted === true;
+    const host = header(req, 'host') ?? header(req, ':authority') ?? 'localhost';
+    return `${secure ? 'https' : 'http'}://${host}${this.basePath}${key}`;
+  }
 
   #cursor(client: string | null): string {
     const interval = Math.floor((this.#o.now() - CURSOR_EPOCH) / CURSOR_INTERVAL_MS);
