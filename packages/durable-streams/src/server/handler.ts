@@ -4,10 +4,12 @@ import {
   entriesFrom,
   expired,
   formatOffset,
+  inherit,
   isTextual,
   jsonMessages,
   mediaType,
   newStream,
+  nextBoundary,
   parseOffset,
   type StreamState,
   wake,
@@ -118,6 +120,11 @@ export class StreamHandler {
       if (method === 'OPTIONS') return this.#send(res, 204);
       const key = path.slice(this.basePath.length) || '/';
       if (key === '/') return this.#send(res, 404, {}, 'no stream path');
+      // A soft-deleted stream (deleted, still read by its forks) is gone for its own clients.
+      if (method !== 'PUT' && this.#live(key)?.softDeleted) {
+        if (method === 'POST') await this.#drain(req);
+        return this.#send(res, 410, {}, 'the stream was deleted');
+      }
       switch (method) {
         case 'PUT':
           return this.#create(req, res, key);
@@ -157,16 +164,36 @@ export class StreamHandler {
 
   // ---- operations
 
+  /** The stream at `key`, unless it expired (then it is deleted, softly if forks use it). */
   #live(key: string): StreamState | undefined {
     const s = this.streams.get(key);
-    if (s && expired(s, this.#o.now())) {
-      this.#remove(s);
-      return undefined;
+    if (s && !s.softDeleted && expired(s, this.#o.now())) {
+      this.#deleteStream(s);
+      return s.softDeleted ? s : undefined;
     }
     return s;
   }
 
+  /** Deletes a stream: softly while forks reference it, else for good (and its sources too). */
+  #deleteStream(s: StreamState): void {
+    if (s.refs > 0) {
+      s.softDeleted = true;
+      wake(s);
+      return;
+    }
+    this.#remove(s);
+    // Cascade: a soft-deleted source whose last fork just went is cleaned up too.
+    let source = s.fork ? this.streams.get(s.fork.source) : undefined;
+    while (source) {
+      source.refs--;
+      if (!source.softDeleted || source.refs > 0) break;
+      this.#remove(source);
+      source = source.fork ? this.streams.get(source.fork.source) : undefined;
+    }
+  }
+
   #remove(s: StreamState): void {
+    if (this.streams.get(s.path) !== s) return;
     this.streams.delete(s.path);
     this.#bytes -= s.bytes;
     s.closed = true;
@@ -178,10 +205,16 @@ export class StreamHandler {
   }
 
   async #create(req: IncomingMessage, res: ServerResponse, key: string): Promise<void> {
-    if (header(req, 'stream-forked-from') !== undefined) {
-      return this.#send(res, 501, {}, 'stream forking is not supported by this server');
+    const forkedFrom = header(req, 'stream-forked-from');
+    if (
+      forkedFrom === undefined &&
+      (header(req, 'stream-fork-offset') !== undefined ||
+        header(req, 'stream-fork-sub-offset') !== undefined)
+    ) {
+      return this.#send(res, 400, {}, 'fork headers need Stream-Forked-From');
     }
-    const contentType = header(req, 'content-type')?.trim() || 'application/octet-stream';
+    const requestedType = header(req, 'content-type')?.trim();
+    let contentType = requestedType || 'application/octet-stream';
     const ttlText = header(req, 'stream-ttl');
     const expiresText = header(req, 'stream-expires-at');
     if (ttlText !== undefined && expiresText !== undefined) {
@@ -202,28 +235,63 @@ export class StreamHandler {
     }
     const closed = flag(req, 'stream-closed');
     const body = await this.#body(req);
+    // A fork: resolve the source and the divergence point first.
+    let fork:
+      | { source: StreamState; position: number; offset: number; subOffset: number }
+      | undefined;
+    if (forkedFrom !== undefined) {
+      const resolved = this.#resolveFork(req, forkedFrom);
+      if (typeof resolved === 'number')
+        return this.#send(res, resolved, {}, 'invalid fork request');
+      fork = resolved;
+      if (requestedType && mediaType(requestedType) !== mediaType(fork.source.contentType)) {
+        return this.#send(res, 409, {}, 'a fork has its source content type');
+      }
+      contentType = fork.source.contentType;
+      if (ttlSeconds === undefined && expiresAt === undefined) {
+        ttlSeconds = fork.source.ttlSeconds;
+        expiresAt = fork.source.expiresAt;
+      }
+    }
     const existing = this.#live(key);
     if (existing) {
       const same =
+        !existing.softDeleted &&
         mediaType(existing.contentType) === mediaType(contentType) &&
         existing.ttlSeconds === ttlSeconds &&
         existing.expiresAt === expiresAt &&
-        existing.closed === closed;
+        existing.closed === closed &&
+        existing.fork?.source === fork?.source.path &&
+        (fork === undefined ||
+          (existing.fork?.offset === fork.offset && existing.fork.subOffset === fork.subOffset));
       if (!same) return this.#send(res, 409, {}, 'a stream with another configuration exists here');
       return this.#send(res, 200, this.#streamHeaders(existing));
     }
     const now = this.#o.now();
     const stream = newStream(
       key,
-      { contentType, ttlSeconds, expiresAt, expiresAtText: expiresText },
+      {
+        contentType,
+        ttlSeconds,
+        expiresAt,
+        expiresAtText:
+          expiresText ?? (expiresAt !== undefined ? fork?.source.expiresAtText : undefined),
+      },
       now,
     );
+    if (fork) {
+      inherit(stream, fork.source, fork.position);
+      stream.fork = { source: fork.source.path, offset: fork.offset, subOffset: fork.subOffset };
+      fork.source.refs++;
+      this.#bytes += stream.bytes;
+    }
     if (body.length > 0) {
       const units = this.#units(stream, body, true);
       if (typeof units === 'string') return this.#send(res, 400, {}, units);
       if (this.#tooLarge(stream, units)) return this.#send(res, 413, {}, 'stream size limit');
+      const before = stream.bytes;
       appendEntries(stream, units);
-      this.#bytes += stream.bytes;
+      this.#bytes += stream.bytes - before;
     }
     stream.closed = closed;
     this.streams.set(key, stream);
@@ -343,7 +411,8 @@ export class StreamHandler {
     }
     if (this.#tooLarge(stream, units)) return this.#send(res, 413, {}, 'stream size limit');
     // Every check passed: only now does any state change.
-    if (producer) stream.producers.set(producer.id, { epoch: producer.epoch, lastSeq: producer.seq });
+    if (producer)
+      stream.producers.set(producer.id, { epoch: producer.epoch, lastSeq: producer.seq });
     if (streamSeq !== undefined) stream.lastStreamSeq = streamSeq;
     const before = stream.bytes;
     if (units.length) appendEntries(stream, units);
@@ -373,7 +442,7 @@ export class StreamHandler {
       this.#send(res, 404, {}, 'no such stream');
       return;
     }
-    this.#remove(stream);
+    this.#deleteStream(stream);
     this.#send(res, 204);
   }
 
@@ -534,6 +603,34 @@ export class StreamHandler {
   }
 
   // ---- helpers
+
+  /** Validates fork headers; a status code when they are refused. */
+  #resolveFork(
+    req: IncomingMessage,
+    forkedFrom: string,
+  ): { source: StreamState; position: number; offset: number; subOffset: number } | number {
+    const path = forkedFrom.split('?')[0]!;
+    const key = path.startsWith(`${this.basePath}/`) ? path.slice(this.basePath.length) : path;
+    const offsetText = header(req, 'stream-fork-offset');
+    const subText = header(req, 'stream-fork-sub-offset');
+    let offset: number | undefined;
+    if (offsetText !== undefined) {
+      const parsed = parseOffset(offsetText);
+      if (parsed === undefined || parsed === 'now' || offsetText === '-1') return 400;
+      offset = parsed;
+    }
+    if (subText !== undefined && (!UINT.test(subText) || !Number.isSafeInteger(Number(subText)))) {
+      return 400;
+    }
+    const source = this.#live(key);
+    if (!source) return 404;
+    if (source.softDeleted) return 409;
+    const anchor = offset ?? source.tail;
+    if (anchor > source.tail) return 400;
+    const sub = subText === undefined ? 0 : Number(subText);
+    if (sub > 0 && anchor + sub > nextBoundary(source, anchor)) return 400;
+    return { source, position: anchor + sub, offset: anchor, subOffset: sub };
+  }
 
   #location(req: IncomingMessage, key: string): string {
     const secure = (req.socket as { encrypted?: boolean }).encrypted === true;

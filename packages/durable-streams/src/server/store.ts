@@ -1,21 +1,23 @@
 /**
  * The in-memory model of Durable Streams: streams of entries addressed by position. For byte
- * streams a position is a byte count; for JSON streams it is a message count. An offset is the
- * position zero-padded to 16 digits, so offsets sort lexicographically and never collide with
- * the sentinels `-1` and `now`.
+ * streams a position is a byte count; for JSON streams it is a message count. An offset is
+ * `<segment>_<position>`, both zero-padded to 16 digits (the reference server's shape; the
+ * segment is always 0 here), so offsets sort lexicographically and never collide with the
+ * sentinels `-1` and `now`.
  */
 
-export const OFFSET_DIGITS = 16;
+const SEGMENT = '0000000000000000';
 export const formatOffset = (position: number): string =>
-  String(position).padStart(OFFSET_DIGITS, '0');
-const OFFSET_RE = /^\d{16}$/;
+  `${SEGMENT}_${String(position).padStart(16, '0')}`;
+const OFFSET_RE = /^\d{16}_(\d{16})$/;
 
 /** Parses a client offset: `-1` → 0, `now` → 'now', a minted offset → its position. */
 export function parseOffset(value: string): number | 'now' | undefined {
   if (value === '-1') return 0;
   if (value === 'now') return 'now';
-  if (!OFFSET_RE.test(value)) return undefined;
-  const n = Number(value);
+  const match = OFFSET_RE.exec(value);
+  if (!match) return undefined;
+  const n = Number(match[1]);
   return Number.isSafeInteger(n) ? n : undefined;
 }
 
@@ -24,6 +26,8 @@ export interface Entry {
   start: number;
   /** Stored bytes (for JSON streams: one message's JSON text). */
   data: Buffer;
+  /** Position just after the append this entry came with: the next data boundary. */
+  batchEnd: number;
 }
 
 export interface ProducerState {
@@ -53,6 +57,12 @@ export interface StreamState {
   producers: Map<string, ProducerState>;
   /** Woken on every append and on close. */
   waiters: Set<() => void>;
+  /** For a fork: the source's key and the divergence point (offset and sub-offset). */
+  fork: { source: string; offset: number; subOffset: number } | undefined;
+  /** Forks that copied data from this stream and are still alive. */
+  refs: number;
+  /** Deleted while forks still reference it: 410 to clients, kept for the forks. */
+  softDeleted: boolean;
 }
 
 export function isJsonType(contentType: string): boolean {
@@ -90,8 +100,9 @@ export function entriesFrom(
   let end = position;
   for (let i = lo; i < list.length; i++) {
     let e = list[i]!;
-    if (!stream.json && e.start < position)
-      e = { start: position, data: e.data.subarray(position - e.start) };
+    if (!stream.json && e.start < position) {
+      e = { start: position, data: e.data.subarray(position - e.start), batchEnd: e.batchEnd };
+    }
     if (out.length > 0 && size + e.data.length > maxBytes) break;
     out.push(e);
     size += e.data.length;
@@ -102,12 +113,42 @@ export function entriesFrom(
 
 /** Appends units to a stream and wakes its readers. */
 export function appendEntries(stream: StreamState, units: Buffer[]): void {
+  const batchEnd =
+    stream.tail + (stream.json ? units.length : units.reduce((n, u) => n + u.length, 0));
   for (const data of units) {
-    stream.entries.push({ start: stream.tail, data });
+    stream.entries.push({ start: stream.tail, data, batchEnd });
     stream.tail += stream.json ? 1 : data.length;
     stream.bytes += data.length;
   }
   wake(stream);
+}
+
+/**
+ * Copies `source`'s data up to `position` into `fork` (copy-on-fork: entries are immutable, so
+ * only references are copied; a byte entry cut by the position is sliced).
+ */
+export function inherit(fork: StreamState, source: StreamState, position: number): void {
+  for (const e of source.entries) {
+    if (e.start >= position) break;
+    const units = source.json ? 1 : e.data.length;
+    const kept =
+      e.start + units <= position
+        ? e
+        : { start: e.start, data: e.data.subarray(0, position - e.start), batchEnd: position };
+    fork.entries.push(kept);
+    fork.bytes += kept.data.length;
+  }
+  fork.tail = position;
+}
+
+/** The end of the append that starts at (or contains) `position`: the next data boundary. */
+export function nextBoundary(stream: StreamState, position: number): number {
+  for (const e of stream.entries) {
+    const units = stream.json ? 1 : e.data.length;
+    if (e.start <= position && position < e.start + units) return e.batchEnd;
+    if (e.start > position) break;
+  }
+  return position;
 }
 
 export function wake(stream: StreamState): void {
@@ -145,6 +186,9 @@ export function newStream(
     lastStreamSeq: undefined,
     producers: new Map(),
     waiters: new Set(),
+    fork: undefined,
+    refs: 0,
+    softDeleted: false,
   };
 }
 

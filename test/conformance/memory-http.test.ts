@@ -6,5 +6,5 @@ const server = await startDurableStreamsServer({ longPollTimeoutMs: 1_000 });
 afterAll(() => server.close());
 describe('conformance: memory over http', () => {
   beforeAll(() => {});
-  runConformanceTests({ baseUrl: `${server.url}/v1/stream`, longPollTimeoutMs: 1_000 });
+  runConformanceTests({ baseUrl: server.url, longPollTimeoutMs: 1_000 });
 });
