@@ -21,6 +21,13 @@ export {
 } from './reader.js';
 export { StreamHandler, type StreamHandlerOptions } from './server/handler.js';
 export {
+  type Mutation,
+  openPersistence,
+  type Persistence,
+  STORAGE_MODES,
+  type StorageMode,
+} from './server/persistence.js';
+export {
   type DurableStreamsServerOptions,
   type RunningServer,
   startDurableStreamsServer,

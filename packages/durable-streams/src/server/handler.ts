@@ -1,10 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Mutation, Persistence } from './persistence.js';
 import {
   appendEntries,
   entriesFrom,
   expired,
   formatOffset,
   inherit,
+  isJsonType,
   isTextual,
   jsonMessages,
   mediaType,
@@ -32,6 +34,8 @@ export interface StreamHandlerOptions {
   corsOrigin?: string;
   /** Wall clock (ms), for TTLs and cursors. */
   now?: () => number;
+  /** Where mutations are recorded before they are acknowledged; replayed at construction. */
+  persistence?: Persistence;
 }
 
 const EXPOSE = [
@@ -84,9 +88,12 @@ type Headers = Record<string, string>;
 export class StreamHandler {
   readonly streams = new Map<string, StreamState>();
   readonly basePath: string;
-  readonly #o: Required<Omit<StreamHandlerOptions, 'maxStreamBytes' | 'maxMemoryBytes'>> &
+  readonly #o: Required<
+    Omit<StreamHandlerOptions, 'maxStreamBytes' | 'maxMemoryBytes' | 'persistence'>
+  > &
     Pick<StreamHandlerOptions, 'maxStreamBytes' | 'maxMemoryBytes'>;
   readonly #open = new Set<ServerResponse>();
+  readonly #persistence: Persistence | undefined;
   #bytes = 0;
   #closing = false;
 
@@ -102,6 +109,8 @@ export class StreamHandler {
       corsOrigin: options.corsOrigin ?? '*',
       now: options.now ?? Date.now,
     };
+    this.#persistence = options.persistence;
+    if (this.#persistence) this.#replay(this.#persistence.load());
   }
 
   /** Answers a protocol request; false when `req` is not under `basePath`. */
@@ -175,7 +184,8 @@ export class StreamHandler {
   }
 
   /** Deletes a stream: softly while forks reference it, else for good (and its sources too). */
-  #deleteStream(s: StreamState): void {
+  #deleteStream(s: StreamState, record = true): void {
+    if (record) this.#persistence?.record({ t: 'delete', key: s.path });
     if (s.refs > 0) {
       s.softDeleted = true;
       wake(s);
@@ -267,34 +277,33 @@ export class StreamHandler {
       if (!same) return this.#send(res, 409, {}, 'a stream with another configuration exists here');
       return this.#send(res, 200, this.#streamHeaders(existing));
     }
-    const now = this.#o.now();
-    const stream = newStream(
-      key,
-      {
-        contentType,
-        ttlSeconds,
-        expiresAt,
-        expiresAtText:
-          expiresText ?? (expiresAt !== undefined ? fork?.source.expiresAtText : undefined),
-      },
-      now,
-    );
-    if (fork) {
-      inherit(stream, fork.source, fork.position);
-      stream.fork = { source: fork.source.path, offset: fork.offset, subOffset: fork.subOffset };
-      fork.source.refs++;
-      this.#bytes += stream.bytes;
-    }
+    let units: Buffer[] = [];
     if (body.length > 0) {
-      const units = this.#units(stream, body, true);
-      if (typeof units === 'string') return this.#send(res, 400, {}, units);
-      if (this.#tooLarge(stream, units)) return this.#send(res, 413, {}, 'stream size limit');
-      const before = stream.bytes;
-      appendEntries(stream, units);
-      this.#bytes += stream.bytes - before;
+      const parsed = this.#units(isJsonType(contentType), body, true);
+      if (typeof parsed === 'string') return this.#send(res, 400, {}, parsed);
+      units = parsed;
     }
-    stream.closed = closed;
-    this.streams.set(key, stream);
+    const adding = units.reduce((n, u) => n + u.length, 0) + (fork ? fork.source.bytes : 0);
+    if (this.#overLimit(0, adding)) return this.#send(res, 413, {}, 'size limit');
+    const mutation: Mutation = {
+      t: 'create',
+      key,
+      contentType,
+      ttlSeconds,
+      expiresAt,
+      expiresAtText:
+        expiresText ?? (expiresAt !== undefined ? fork?.source.expiresAtText : undefined),
+      closed,
+      fork: fork && {
+        source: fork.source.path,
+        position: fork.position,
+        offset: fork.offset,
+        subOffset: fork.subOffset,
+      },
+      units,
+    };
+    this.#persistence?.record(mutation);
+    const stream = this.#applyCreate(mutation);
     this.#send(res, 201, { ...this.#streamHeaders(stream), location: this.#location(req, key) });
   }
 
@@ -357,7 +366,7 @@ export class StreamHandler {
     }
     let units: Buffer[] = [];
     if (body.length > 0) {
-      const parsed = this.#units(stream, body, false);
+      const parsed = this.#units(stream.json, body, false);
       if (typeof parsed === 'string') return this.#send(res, 400, {}, parsed);
       units = parsed;
     }
@@ -409,19 +418,18 @@ export class StreamHandler {
     ) {
       return this.#send(res, 409, {}, 'Stream-Seq regression');
     }
-    if (this.#tooLarge(stream, units)) return this.#send(res, 413, {}, 'stream size limit');
-    // Every check passed: only now does any state change.
-    if (producer)
-      stream.producers.set(producer.id, { epoch: producer.epoch, lastSeq: producer.seq });
-    if (streamSeq !== undefined) stream.lastStreamSeq = streamSeq;
-    const before = stream.bytes;
-    if (units.length) appendEntries(stream, units);
-    this.#bytes += stream.bytes - before;
-    if (closing) {
-      stream.closed = true;
-      stream.closedBy = producer;
-      wake(stream);
+    if (
+      this.#overLimit(
+        stream.bytes,
+        units.reduce((n, u) => n + u.length, 0),
+      )
+    ) {
+      return this.#send(res, 413, {}, 'size limit');
     }
+    // Every check passed: record, then change state.
+    const mutation: Mutation = { t: 'append', key, units, close: closing, producer, streamSeq };
+    this.#persistence?.record(mutation);
+    this.#applyAppend(stream, mutation);
     this.#touch(stream);
     this.#send(res, producer && units.length > 0 ? 200 : 204, {
       ...this.#tailHeaders(stream),
@@ -650,19 +658,75 @@ export class StreamHandler {
     return { 'stream-cursor': this.#cursor(query.get('cursor')) };
   }
 
-  #units(stream: StreamState, body: Buffer, creating: boolean): Buffer[] | string {
-    if (!stream.json) return [body];
+  #units(json: boolean, body: Buffer, creating: boolean): Buffer[] | string {
+    if (!json) return [body];
     const messages = jsonMessages(body);
     if (messages === 'invalid') return 'invalid JSON';
     if (messages === 'empty-array') return creating ? [] : 'an empty JSON array appends nothing';
     return messages;
   }
 
-  #tooLarge(stream: StreamState, units: Buffer[]): boolean {
-    const adding = units.reduce((n, u) => n + u.length, 0);
-    if (this.#o.maxStreamBytes !== undefined && stream.bytes + adding > this.#o.maxStreamBytes)
+  /** Whether adding `adding` bytes to a stream holding `streamBytes` breaks a limit. */
+  #overLimit(streamBytes: number, adding: number): boolean {
+    if (this.#o.maxStreamBytes !== undefined && streamBytes + adding > this.#o.maxStreamBytes)
       return true;
     return this.#o.maxMemoryBytes !== undefined && this.#bytes + adding > this.#o.maxMemoryBytes;
+  }
+
+  // ---- state changes: the live path and the replay of a persisted journal share them
+
+  #applyCreate(m: Extract<Mutation, { t: 'create' }>): StreamState {
+    const stream = newStream(
+      m.key,
+      {
+        contentType: m.contentType,
+        ttlSeconds: m.ttlSeconds,
+        expiresAt: m.expiresAt,
+        expiresAtText: m.expiresAtText,
+      },
+      this.#o.now(),
+    );
+    if (m.fork) {
+      const source = this.streams.get(m.fork.source);
+      if (source) {
+        inherit(stream, source, m.fork.position);
+        source.refs++;
+      }
+      stream.fork = { source: m.fork.source, offset: m.fork.offset, subOffset: m.fork.subOffset };
+    }
+    if (m.units.length) appendEntries(stream, m.units);
+    this.#bytes += stream.bytes;
+    stream.closed = m.closed;
+    this.streams.set(m.key, stream);
+    return stream;
+  }
+
+  #applyAppend(stream: StreamState, m: Extract<Mutation, { t: 'append' }>): void {
+    if (m.producer) {
+      stream.producers.set(m.producer.id, { epoch: m.producer.epoch, lastSeq: m.producer.seq });
+    }
+    if (m.streamSeq !== undefined) stream.lastStreamSeq = m.streamSeq;
+    const before = stream.bytes;
+    if (m.units.length) appendEntries(stream, m.units);
+    this.#bytes += stream.bytes - before;
+    if (m.close) {
+      stream.closed = true;
+      stream.closedBy = m.producer;
+      wake(stream);
+    }
+  }
+
+  /** Rebuilds the stream set from a journal. */
+  #replay(mutations: Mutation[]): void {
+    for (const m of mutations) {
+      if (m.t === 'create') this.#applyCreate(m);
+      else {
+        const stream = this.streams.get(m.key);
+        if (!stream) continue;
+        if (m.t === 'append') this.#applyAppend(stream, m);
+        else this.#deleteStream(stream, false);
+      }
+    }
   }
 
   #tailHeaders(stream: StreamState): Headers {

@@ -1,8 +1,13 @@
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import { StreamHandler, type StreamHandlerOptions } from './handler.js';
+import { openPersistence, type StorageMode } from './persistence.js';
 
-export interface DurableStreamsServerOptions extends StreamHandlerOptions {
+export interface DurableStreamsServerOptions extends Omit<StreamHandlerOptions, 'persistence'> {
+  /** `memory` (default), `file-fast`, `file-durable` or `acid`. */
+  storage?: StorageMode;
+  /** Where `file-*` and `acid` keep their data. */
+  dataDir?: string;
   host?: string;
   /** 0 picks a free port. */
   port?: number;
@@ -23,7 +28,8 @@ export interface RunningServer {
 export async function startDurableStreamsServer(
   options: DurableStreamsServerOptions = {},
 ): Promise<RunningServer> {
-  const handler = new StreamHandler(options);
+  const persistence = await openPersistence(options.storage ?? 'memory', options.dataDir);
+  const handler = new StreamHandler({ ...options, ...(persistence ? { persistence } : {}) });
   const server = createServer((req, res) => {
     if (handler.handle(req, res)) return;
     const path = (req.url ?? '/').split('?')[0];
@@ -49,6 +55,7 @@ export async function startDurableStreamsServer(
       server.closeAllConnections();
       server.close();
       await once(server, 'close');
+      persistence?.close();
     },
   };
 }
