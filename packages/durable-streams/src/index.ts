@@ -19,6 +19,20 @@ export {
   followStream,
   type StreamBatch,
 } from './reader.js';
+export { clientOrigin, jsonLogger, type Logger, type RunningApp, startApp } from './server/app.js';
+export {
+  defaults as defaultServerConfig,
+  type HttpVersion,
+  type LoadOptions,
+  loadConfig,
+  PROFILES,
+  type Profile,
+  type ServerConfig,
+  StartupError,
+  type StartupPhase,
+  type TransportMode,
+  validateConfig,
+} from './server/config.js';
 export { StreamHandler, type StreamHandlerOptions } from './server/handler.js';
 export {
   type Mutation,

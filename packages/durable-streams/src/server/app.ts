@@ -1,0 +1,267 @@
+import { once } from 'node:events';
+import { accessSync, constants, statSync } from 'node:fs';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import { createSecureServer } from 'node:http2';
+import { createServer as createHttpsServer } from 'node:https';
+import { BlockList, isIP } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { ServerTlsProvider, serverConfigFromFiles } from '@towerline/tls';
+import { parseCidr, type ServerConfig, StartupError, validateConfig } from './config.js';
+import { StreamHandler } from './handler.js';
+import { openPersistence, type Persistence } from './persistence.js';
+
+const LEVELS = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, off: 100 } as const;
+
+/** One JSON line per event, with OpenTelemetry-style field names. */
+export type Logger = (level: keyof typeof LEVELS, fields: Record<string, unknown>) => void;
+
+export function jsonLogger(
+  rustLog: string,
+  write: (line: string) => void = (l) => process.stdout.write(l),
+): Logger {
+  const threshold =
+    LEVELS[(rustLog.split(',')[0]!.trim().toLowerCase() as keyof typeof LEVELS) ?? 'info'] ??
+    LEVELS.info;
+  return (level, fields) => {
+    if (LEVELS[level] < threshold) return;
+    write(
+      `${JSON.stringify({ timestamp: new Date().toISOString(), 'log.level': level, ...fields })}\n`,
+    );
+  };
+}
+
+/** Who sent a request, honouring forwarding headers only from trusted proxies. */
+export function clientOrigin(
+  req: IncomingMessage,
+  config: ServerConfig,
+  trusted: BlockList,
+): { address: string | undefined; proto: string; identity: string | undefined } {
+  const peer = req.socket.remoteAddress?.replace(/^::ffff:/, '');
+  const secure = (req.socket as TLSSocket).encrypted === true;
+  const fromProxy =
+    config.proxy.enabled &&
+    peer !== undefined &&
+    trusted.check(peer, isIP(peer) === 6 ? 'ipv6' : 'ipv4');
+  let address = peer;
+  let proto = secure ? 'https' : 'http';
+  if (fromProxy && config.proxy.forwarded_headers === 'x-forwarded') {
+    const xff = String(req.headers['x-forwarded-for'] ?? '')
+      .split(',')[0]
+      ?.trim();
+    if (xff) address = xff;
+    const xfp = req.headers['x-forwarded-proto'];
+    if (typeof xfp === 'string' && xfp) proto = xfp;
+  } else if (fromProxy && config.proxy.forwarded_headers === 'forwarded') {
+    const first = String(req.headers.forwarded ?? '').split(',')[0] ?? '';
+    for (const part of first.split(';')) {
+      const [k, v] = part.split('=').map((s) => s.trim().replace(/^"|"$/g, ''));
+      if (k?.toLowerCase() === 'for' && v) address = v.replace(/^\[|\]$/g, '').replace(/:\d+$/, '');
+      if (k?.toLowerCase() === 'proto' && v) proto = v;
+    }
+  }
+  // An identity header is believed only from a trusted proxy, over mTLS.
+  const identityHeader = config.proxy.identity.header_name?.toLowerCase();
+  const identity =
+    fromProxy &&
+    config.proxy.identity.mode === 'header' &&
+    config.transport.mode === 'mtls' &&
+    (!config.proxy.identity.require_tls || secure) &&
+    identityHeader
+      ? (req.headers[identityHeader] as string | undefined)
+      : undefined;
+  return { address, proto, identity };
+}
+
+export interface RunningApp {
+  url: string;
+  config: ServerConfig;
+  handler: StreamHandler;
+  tls: ServerTlsProvider | undefined;
+  close(): Promise<void>;
+}
+
+function checkFile(path: string, what: string): void {
+  let info: ReturnType<typeof statSync>;
+  try {
+    info = statSync(path);
+  } catch {
+    throw new StartupError('check_tls_files', `${what} ${path} does not exist`);
+  }
+  if (info.isDirectory())
+    throw new StartupError('check_tls_files', `${what} ${path} is a directory, not a file`);
+  try {
+    accessSync(path, constants.R_OK);
+  } catch {
+    throw new StartupError('check_tls_files', `${what} ${path} is not readable`);
+  }
+}
+
+/**
+ * Starts the Durable Streams server from a loaded config, phase by phase; every failure is a
+ * {@link StartupError} naming its phase. Certificates come from watched files and rotate live
+ * (the client CA too, in mtls mode).
+ */
+export async function startApp(
+  config: ServerConfig,
+  log: Logger = jsonLogger(config.observability.rust_log),
+): Promise<RunningApp> {
+  const problems = validateConfig(config);
+  if (problems.length) throw new StartupError('validate_config', problems.join('; '));
+  const t = config.transport;
+  let tls: ServerTlsProvider | undefined;
+  let files: ReturnType<typeof serverConfigFromFiles> | undefined;
+  if (t.mode !== 'http') {
+    checkFile(t.tls.cert_path!, 'cert');
+    checkFile(t.tls.key_path!, 'key');
+    if (t.mode === 'mtls') checkFile(t.tls.client_ca_path!, 'client CA');
+    files = serverConfigFromFiles(
+      {
+        cert: t.tls.cert_path!,
+        key: t.tls.key_path!,
+        ...(t.mode === 'mtls' ? { clientCa: t.tls.client_ca_path! } : {}),
+      },
+      {
+        context: { minVersion: `TLSv${t.tls.min_version}`, maxVersion: `TLSv${t.tls.max_version}` },
+        name: 'ds:tls',
+      },
+    );
+    try {
+      await files.start({ timeout: 10_000 });
+    } catch (error) {
+      await files.close();
+      const cause = (error as { cause?: Error }).cause ?? (error as Error);
+      throw new StartupError('build_tls_context', String(cause.message ?? error).split('\n')[0]!);
+    }
+    tls = new ServerTlsProvider(files, {
+      ALPNProtocols: t.tls.alpn_protocols,
+      ...(t.mode === 'mtls' ? { requestCert: true, rejectUnauthorized: true } : {}),
+    });
+    tls.events.on('rotated', ({ version, serialNumber }) =>
+      log('info', {
+        message: 'certificate rotated',
+        'tls.version': version,
+        'tls.server.serial': serialNumber,
+      }),
+    );
+    files.events.on('rejected', ({ error }) =>
+      log('warn', {
+        message: 'certificate update refused',
+        'error.type': error.code,
+        'error.message': error.message.split('\n')[0],
+      }),
+    );
+  }
+  let persistence: Persistence | undefined;
+  try {
+    persistence = await openPersistence(config.storage.mode, config.storage.data_dir);
+  } catch (error) {
+    await files?.close();
+    throw new StartupError(
+      'start_server',
+      `storage ${config.storage.mode} at ${config.storage.data_dir}: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+  const handler = new StreamHandler({
+    basePath: config.http.stream_base_path,
+    longPollTimeoutMs: t.connection.long_poll_timeout_secs * 1000,
+    sseReconnectMs: t.connection.sse_reconnect_interval_secs * 1000,
+    maxMemoryBytes: config.limits.max_memory_bytes,
+    maxStreamBytes: config.limits.max_stream_bytes,
+    corsOrigin: config.http.cors_origins,
+    ...(persistence ? { persistence } : {}),
+  });
+  const trusted = new BlockList();
+  for (const cidr of config.proxy.trusted_proxies) {
+    const c = parseCidr(cidr)!;
+    trusted.addSubnet(c.address, c.bits, isIP(c.address) === 6 ? 'ipv6' : 'ipv4');
+  }
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    const started = performance.now();
+    res.once('finish', () => {
+      const origin = clientOrigin(req, config, trusted);
+      log('debug', {
+        message: 'request',
+        'http.request.method': req.method,
+        'url.path': (req.url ?? '').split('?')[0],
+        'http.response.status_code': res.statusCode,
+        'client.address': origin.address,
+        'url.scheme': origin.proto,
+        ...(origin.identity ? { 'enduser.id': origin.identity } : {}),
+        'network.protocol.version': req.httpVersion,
+        'event.duration_ms': +(performance.now() - started).toFixed(3),
+      });
+    });
+    if (handler.handle(req, res)) return;
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/healthz' || path === '/readyz') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ status: 'ok' }));
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'application/problem+json' });
+    res.end(JSON.stringify({ type: 'about:blank', title: 'not found', status: 404 }));
+  };
+  const server: Server =
+    t.mode === 'http'
+      ? createHttpServer(onRequest)
+      : t.http.versions.includes('http2')
+        ? (createSecureServer(
+            { ...tls!.serverOptions(), allowHTTP1: t.http.versions.includes('http1') },
+            onRequest as never,
+          ) as unknown as Server)
+        : createHttpsServer(tls!.serverOptions(), onRequest);
+  tls?.attach(server as never);
+  const [host, port] = [
+    config.server.bind_address.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''),
+    Number(config.server.bind_address.match(/:(\d+)$/)![1]),
+  ];
+  try {
+    server.listen(port, host);
+    await Promise.race([
+      once(server, 'listening'),
+      once(server, 'error').then(([error]) => {
+        throw error;
+      }),
+    ]);
+  } catch (error) {
+    handler.close();
+    persistence?.close();
+    await files?.close();
+    const code = (error as { code?: string }).code;
+    throw new StartupError(
+      'bind_listener',
+      `cannot listen on ${config.server.bind_address} (${code ?? (error as Error).message})`,
+      { cause: error },
+    );
+  }
+  const address = server.address() as { address: string; port: number };
+  const shown = address.address.includes(':') ? `[${address.address}]` : address.address;
+  const url = `${t.mode === 'http' ? 'http' : 'https'}://${shown}:${address.port}`;
+  log('info', {
+    message: 'listening',
+    'url.full': url,
+    'storage.mode': config.storage.mode,
+    'transport.mode': t.mode,
+  });
+  return {
+    url,
+    config,
+    handler,
+    tls,
+    close: async () => {
+      handler.close();
+      (server as { closeAllConnections?: () => void }).closeAllConnections?.();
+      server.close();
+      await once(server, 'close').catch(() => {});
+      tls?.close();
+      await files?.close();
+      persistence?.close();
+    },
+  };
+}
