@@ -1,5 +1,8 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { runConformanceTests } from '@durable-streams/server-conformance-tests';
-import { loadConfig, startApp } from '@towerline/durable-streams';
+import { loadConfig, type RunningApp, STORAGE_MODES, startApp } from '@towerline/durable-streams';
 import { CertFactory } from '@towerline/testing';
 import { afterAll, describe } from 'vitest';
 
@@ -10,21 +13,32 @@ process.removeAllListeners('warning');
 
 const certs = new CertFactory();
 const leaf = certs.createCA().issue({ commonName: 'localhost' });
-const config = loadConfig({
-  env: {
-    DS_SERVER__BIND_ADDRESS: '127.0.0.1:0',
-    DS_TRANSPORT__MODE: 'tls',
-    DS_TRANSPORT__TLS__CERT_PATH: leaf.certPath,
-    DS_TRANSPORT__TLS__KEY_PATH: leaf.keyPath,
-    DS_TRANSPORT__CONNECTION__LONG_POLL_TIMEOUT_SECS: '1',
-    DS_OBSERVABILITY__RUST_LOG: 'off',
-  },
-});
-const app = await startApp(config);
+const apps: RunningApp[] = [];
+const dirs: string[] = [];
+for (const storage of STORAGE_MODES) {
+  const dataDir = mkdtempSync(join(tmpdir(), `towerline-ds-tls-${storage}-`));
+  dirs.push(dataDir);
+  const config = loadConfig({
+    env: {
+      DS_SERVER__BIND_ADDRESS: '127.0.0.1:0',
+      DS_STORAGE__MODE: storage,
+      DS_STORAGE__DATA_DIR: dataDir,
+      DS_TRANSPORT__MODE: 'tls',
+      DS_TRANSPORT__TLS__CERT_PATH: leaf.certPath,
+      DS_TRANSPORT__TLS__KEY_PATH: leaf.keyPath,
+      DS_TRANSPORT__CONNECTION__LONG_POLL_TIMEOUT_SECS: '1',
+      DS_OBSERVABILITY__RUST_LOG: 'off',
+    },
+  });
+  apps.push(await startApp(config));
+}
 afterAll(async () => {
-  await app.close();
+  for (const app of apps) await app.close();
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
   certs.cleanup();
 });
-describe('conformance: memory over tls', () => {
-  runConformanceTests({ baseUrl: app.url, longPollTimeoutMs: 1_000 });
+STORAGE_MODES.forEach((storage, i) => {
+  describe(`conformance: ${storage} over tls`, () => {
+    runConformanceTests({ baseUrl: apps[i]!.url, longPollTimeoutMs: 1_000 });
+  });
 });

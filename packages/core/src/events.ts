@@ -60,11 +60,13 @@ export class TypedEmitter<Events extends EventMap> {
   readonly #ee = new EventEmitter();
   readonly #onListenerError: ListenerErrorHandler;
   /**
-   * eventemitter3 calls `fn.call(context, payload)`: every listener is registered as the
-   * context of one shared guard, so its native `once`/`off` bookkeeping stays intact while
-   * every call is wrapped in a try/catch.
+   * Each listener is registered through its own guard (a try/catch around it), made once per
+   * listener, so eventemitter3's `once`/`off` bookkeeping, which matches on the function, sees
+   * one function per listener. (One guard shared by every listener made eventemitter3 drop
+   * every `once` listener of the event whenever one of them fired, including one added during
+   * that emit.)
    */
-  readonly #guard: (this: (payload: unknown) => void, payload: unknown) => void;
+  readonly #guards = new WeakMap<(payload: never) => void, (payload: unknown) => void>();
   #emitting = '';
   /** The diagnostics channel prefix, e.g. `towerline:reconnect`. */
   readonly channel: string | undefined;
@@ -76,29 +78,40 @@ export class TypedEmitter<Events extends EventMap> {
     this.#onListenerError = options.onListenerError ?? warnListenerError;
     this.channel = options.channel;
     this.source = options.source ?? options.channel ?? 'towerline';
-    const report = (error: unknown) => this.#report(this.#emitting, error);
-    this.#guard = function guard(payload) {
-      try {
-        this(payload);
-      } catch (error) {
-        report(error);
-      }
-    };
+  }
+
+  #guardFor(listener: (payload: never) => void): (payload: unknown) => void {
+    let guard = this.#guards.get(listener);
+    if (!guard) {
+      guard = (payload) => {
+        try {
+          listener(payload as never);
+        } catch (error) {
+          this.#report(this.#emitting, error);
+        }
+      };
+      this.#guards.set(listener, guard);
+    }
+    return guard;
   }
 
   on<K extends keyof Events & string>(event: K, listener: (payload: Events[K]) => void): this {
-    this.#ee.on(event, this.#guard, listener);
+    this.#ee.on(event, this.#guardFor(listener));
     return this;
   }
 
   once<K extends keyof Events & string>(event: K, listener: (payload: Events[K]) => void): this {
-    this.#ee.once(event, this.#guard, listener);
+    this.#ee.once(event, this.#guardFor(listener));
     return this;
   }
 
   off<K extends keyof Events & string>(event: K, listener?: (payload: Events[K]) => void): this {
-    if (listener) this.#ee.off(event, this.#guard, listener);
-    else this.#ee.off(event);
+    if (!listener) this.#ee.off(event);
+    else {
+      // Never `off(event, undefined)`: that removes every listener of the event.
+      const guard = this.#guards.get(listener);
+      if (guard) this.#ee.off(event, guard);
+    }
     return this;
   }
 
@@ -107,9 +120,12 @@ export class TypedEmitter<Events extends EventMap> {
     event: K,
     listener: (payload: Events[K]) => void,
   ): Disposable {
-    this.on(event, listener);
+    // A wrapper of its own, so that disposing removes this subscription only, not every
+    // registration of the same function.
+    const own = (payload: Events[K]) => listener(payload);
+    this.on(event, own);
     const dispose = () => {
-      this.off(event, listener);
+      this.off(event, own);
     };
     return { dispose, [Symbol.dispose]: dispose };
   }

@@ -57,9 +57,9 @@ export class RetryBudget {
     this.minPerSecond = minPerSecond;
     this.retryPercent = retryPercent;
     // Integer arithmetic as in tower: a deposit is worth `deposit`, a retry costs `withdraw`.
+    // (With a fractional cost such as 1 / 0.3, ten deposits did not pay for three retries.)
     if (retryPercent === 0) [this.#depositAmount, this.#withdrawAmount] = [0, 1];
-    else if (retryPercent <= 1) [this.#depositAmount, this.#withdrawAmount] = [1, 1 / retryPercent];
-    else [this.#depositAmount, this.#withdrawAmount] = [1000, 1000 / retryPercent];
+    else [this.#depositAmount, this.#withdrawAmount] = [1000, Math.round(1000 / retryPercent)];
     this.#reserve = minPerSecond * Math.floor(ttl / 1000) * this.#withdrawAmount;
     this.#window = ttl / SLOTS;
     this.#clock = clock;
@@ -104,6 +104,8 @@ export class RetryBudget {
       this.#index = (this.#index + 1) % SLOTS;
       this.#slots[this.#index] = 0;
     }
-    this.#generationStart = now;
+    // Advance on the slot grid, not to `now`: otherwise every read that lands mid-slot
+    // stretches the slot, and a budget read often enough keeps deposits for up to 2 × ttl.
+    this.#generationStart += steps * this.#window;
   }
 }

@@ -12,6 +12,7 @@ import {
   systemClock,
   TowerlineError,
   TypedEmitter,
+  warnListenerError,
 } from '@towerline/core';
 import pRetry from 'p-retry';
 import type { RetryBudget } from './budget.js';
@@ -198,6 +199,10 @@ export class RetryService<Req, Res> implements Service<Req, Res> {
           randomize: false,
           ...(signal ? { signal } : {}),
           shouldRetry: async ({ error, attemptNumber }) => {
+            // p-retry reports an abort that lands while an attempt is in flight as that
+            // attempt's failure (even when the attempt succeeded): stop with the reason, without
+            // asking retryOn about it or announcing a retry that will never happen.
+            signal?.throwIfAborted();
             const original = (error as AttemptFailure).original;
             if (!this.#retryable(original, attemptNumber)) {
               stopped = true;
@@ -215,8 +220,9 @@ export class RetryService<Req, Res> implements Service<Req, Res> {
             if (policy.onRetry) {
               try {
                 policy.onRetry(event);
-              } catch {
+              } catch (error) {
                 // A callback is an observer: it cannot change or break the loop.
+                warnListenerError({ event: 'retry', error });
               }
             }
             // A caller is awaiting this wait, so it keeps the process alive (unref: false).
@@ -226,7 +232,9 @@ export class RetryService<Req, Res> implements Service<Req, Res> {
         },
       );
     } catch (error) {
-      if (!(error instanceof AttemptFailure)) throw error; // abort reason, or a hook's bug
+      // Not an attempt's failure: the abort reason (which p-retry turns into a TypeError when
+      // it is not an Error), or a hook's bug.
+      if (!(error instanceof AttemptFailure)) throw signal?.aborted ? signal.reason : error;
       const original = error.original;
       if (stopped || !this.#retryable(original, lastAttempt)) throw original;
       policy.events.emit('exhausted', { attempts: lastAttempt, error: original });

@@ -35,6 +35,14 @@ export function jsonLogger(
   };
 }
 
+/** RFC 7239 node: `[v6]:port`, `[v6]`, `v4:port`, `v4` or an obfuscated name. */
+function forwardedNode(node: string): string {
+  if (node.startsWith('['))
+    return node.slice(1, node.indexOf(']') === -1 ? undefined : node.indexOf(']'));
+  const colons = node.split(':').length - 1;
+  return colons === 1 ? node.slice(0, node.indexOf(':')) : node;
+}
+
 /** Who sent a request, honouring forwarding headers only from trusted proxies. */
 export function clientOrigin(
   req: IncomingMessage,
@@ -60,7 +68,7 @@ export function clientOrigin(
     const first = String(req.headers.forwarded ?? '').split(',')[0] ?? '';
     for (const part of first.split(';')) {
       const [k, v] = part.split('=').map((s) => s.trim().replace(/^"|"$/g, ''));
-      if (k?.toLowerCase() === 'for' && v) address = v.replace(/^\[|\]$/g, '').replace(/:\d+$/, '');
+      if (k?.toLowerCase() === 'for' && v) address = forwardedNode(v);
       if (k?.toLowerCase() === 'proto' && v) proto = v;
     }
   }
