@@ -46,3 +46,4 @@ export {
   type RunningServer,
   startDurableStreamsServer,
 } from './server/server.js';
+export { tlsFetch } from './tls-fetch.js';

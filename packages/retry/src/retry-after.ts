@@ -16,6 +16,9 @@ export function parseRetryAfter(
   const text = value.trim();
   if (text === '') return undefined;
   if (/^\d+$/.test(text)) return Number(text) * 1000;
+  // Every HTTP-date form starts with a day name. Without this check V8's lenient Date.parse
+  // reads '1.5' or '-1' as dates in 2001, turning a malformed header into "retry now".
+  if (!/^[A-Za-z]{3}/.test(text)) return undefined;
   const at = Date.parse(text);
   if (Number.isNaN(at)) return undefined;
   return Math.max(0, at - now);

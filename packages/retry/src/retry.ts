@@ -64,7 +64,10 @@ export interface RetryOptions {
   budget?: RetryBudget;
   /** Names this layer in events and metrics. Default `retry`. */
   name?: string;
-  /** Called before each wait; a throwing callback is reported, never propagated. */
+  /**
+   * Called before each wait; a throwing callback is reported (as a process warning, like a
+   * throwing event listener), never propagated.
+   */
   onRetry?: (event: RetryEvent) => void;
   clock?: Clock;
 }
