@@ -1,16 +1,9 @@
-import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
+import base from './vitest.config.js';
 
-// `pnpm conformance`: the public Durable Streams conformance suite against our server.
+// `pnpm conformance`: only the public Durable Streams conformance suite against our server.
 export default defineConfig({
-  resolve: {
-    alias: [
-      {
-        find: /^@towerline\/([a-z-]+)$/,
-        replacement: fileURLToPath(new URL('./packages/$1/src/index.ts', import.meta.url)),
-      },
-    ],
-  },
+  resolve: base.resolve,
   test: {
     include: ['test/conformance/**/*.test.ts'],
     testTimeout: 30_000,

@@ -1,11 +1,3 @@
-/**
- * Durable Streams on towerline: the server in tls mode, a reader following a stream while the
- * certificate rotates and the connection is cut, and a producer appending throughout. Ends by
- * checking that the received sequence is complete: nothing lost, nothing twice.
- *
- *   pnpm example examples/durable-streams.ts
- */
-import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   createProducer,
@@ -21,12 +13,7 @@ const ca = certs.createCA({ commonName: 'example CA' });
 const leaves = Array.from({ length: 3 }, (_, i) => ca.issue({ commonName: `localhost #${i + 1}` }));
 const certPath = join(certs.dir, 'tls.crt');
 const keyPath = join(certs.dir, 'tls.key');
-const install = (i: number) => {
-  writeFileSync(`${keyPath}.new`, leaves[i]!.keyPem);
-  writeFileSync(`${certPath}.new`, leaves[i]!.chainPem);
-  renameSync(`${keyPath}.new`, keyPath);
-  renameSync(`${certPath}.new`, certPath);
-};
+const install = (i: number) => CertFactory.install(leaves[i]!, certPath, keyPath);
 install(0);
 
 const started = performance.now();

@@ -5,7 +5,6 @@
  *   pnpm example examples/https-rotation.ts
  */
 import { once } from 'node:events';
-import { renameSync, writeFileSync } from 'node:fs';
 import { createServer, request } from 'node:https';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
@@ -18,12 +17,7 @@ const leaves = Array.from({ length: 4 }, (_, i) => ca.issue({ commonName: `local
 const certPath = join(certs.dir, 'tls.crt');
 const keyPath = join(certs.dir, 'tls.key');
 /** What cert-manager or certbot would do: write new files next to the old, rename over them. */
-const install = (i: number) => {
-  writeFileSync(`${keyPath}.new`, leaves[i]!.keyPem);
-  writeFileSync(`${certPath}.new`, leaves[i]!.chainPem);
-  renameSync(`${keyPath}.new`, keyPath);
-  renameSync(`${certPath}.new`, certPath);
-};
+const install = (i: number) => CertFactory.install(leaves[i]!, certPath, keyPath);
 install(0);
 
 const files = serverConfigFromFiles({ cert: certPath, key: keyPath }, { debounceMs: 20 });

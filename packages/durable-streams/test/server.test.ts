@@ -159,12 +159,7 @@ describe('certificates rotating under a live reader', () => {
     const dir = mkdtempSync(join(root, 'rot-'));
     const certPath = join(dir, 'tls.crt');
     const keyPath = join(dir, 'tls.key');
-    const install = (i: number) => {
-      writeFileSync(`${keyPath}.tmp`, leaves[i]!.keyPem);
-      writeFileSync(`${certPath}.tmp`, leaves[i]!.chainPem);
-      renameSync(`${keyPath}.tmp`, keyPath);
-      renameSync(`${certPath}.tmp`, certPath);
-    };
+    const install = (i: number) => CertFactory.install(leaves[i]!, certPath, keyPath);
     install(0);
     const app = await startApp(
       loadConfig({

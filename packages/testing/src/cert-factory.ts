@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -229,6 +229,17 @@ export class CertFactory {
       keyPath,
       commonName: options.commonName,
     };
+  }
+
+  /**
+   * Puts `leaf` in place at `certPath`/`keyPath` the way cert-manager or certbot do: write new
+   * files beside the old ones, then rename the key and the certificate over them.
+   */
+  static install(leaf: IssuedCert, certPath: string, keyPath: string): void {
+    writeFileSync(`${keyPath}.new`, leaf.keyPem, { mode: 0o600 });
+    writeFileSync(`${certPath}.new`, leaf.chainPem);
+    renameSync(`${keyPath}.new`, keyPath);
+    renameSync(`${certPath}.new`, certPath);
   }
 
   /** Removes every file this factory wrote. */

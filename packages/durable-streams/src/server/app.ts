@@ -12,7 +12,7 @@ import { BlockList, isIP } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { ServerTlsProvider, serverConfigFromFiles } from '@towerline/tls';
 import { parseCidr, type ServerConfig, StartupError, validateConfig } from './config.js';
-import { StreamHandler } from './handler.js';
+import { StreamHandler, serveRequest } from './handler.js';
 import { openPersistence, type Persistence } from './persistence.js';
 
 const LEVELS = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, off: 100 } as const;
@@ -205,15 +205,7 @@ export async function startApp(
         'event.duration_ms': +(performance.now() - started).toFixed(3),
       });
     });
-    if (handler.handle(req, res)) return;
-    const path = (req.url ?? '/').split('?')[0];
-    if (path === '/healthz' || path === '/readyz') {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ status: 'ok' }));
-      return;
-    }
-    res.writeHead(404, { 'content-type': 'application/problem+json' });
-    res.end(JSON.stringify({ type: 'about:blank', title: 'not found', status: 404 }));
+    serveRequest(handler, req, res);
   };
   const server: Server =
     t.mode === 'http'

@@ -218,7 +218,10 @@ function fromEnv(env: NodeJS.ProcessEnv, template: Tree): Tree {
     let t: unknown = template;
     for (const p of path) t = isTree(t) ? t[p] : undefined;
     let node = out;
-    for (const p of path.slice(0, -1)) node = (node[p] = isTree(node[p]) ? node[p] : {}) as Tree;
+    for (const p of path.slice(0, -1)) {
+      if (!isTree(node[p])) node[p] = {};
+      node = node[p] as Tree;
+    }
     node[path.at(-1)!] = coerce(path, raw, t);
   }
   return out;

@@ -799,3 +799,23 @@ export class StreamHandler {
     res.end(status === 204 || status === 304 ? undefined : body);
   }
 }
+
+/**
+ * The whole server's request handler: the protocol under the handler's base path, `/healthz`
+ * and `/readyz`, and a problem+json 404 for anything else.
+ */
+export function serveRequest(
+  handler: StreamHandler,
+  req: IncomingMessage,
+  res: ServerResponse,
+): void {
+  if (handler.handle(req, res)) return;
+  const path = (req.url ?? '/').split('?')[0];
+  if (path === '/healthz' || path === '/readyz') {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ status: 'ok' }));
+    return;
+  }
+  res.writeHead(404, { 'content-type': 'application/problem+json' });
+  res.end(JSON.stringify({ type: 'about:blank', title: 'not found', status: 404 }));
+}

@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
-import { StreamHandler, type StreamHandlerOptions } from './handler.js';
+import { StreamHandler, type StreamHandlerOptions, serveRequest } from './handler.js';
 import { openPersistence, type StorageMode } from './persistence.js';
 
 export interface DurableStreamsServerOptions extends Omit<StreamHandlerOptions, 'persistence'> {
@@ -31,15 +31,7 @@ export async function startDurableStreamsServer(
   const persistence = await openPersistence(options.storage ?? 'memory', options.dataDir);
   const handler = new StreamHandler({ ...options, ...(persistence ? { persistence } : {}) });
   const server = createServer((req, res) => {
-    if (handler.handle(req, res)) return;
-    const path = (req.url ?? '/').split('?')[0];
-    if (path === '/healthz' || path === '/readyz') {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ status: 'ok' }));
-      return;
-    }
-    res.writeHead(404, { 'content-type': 'application/problem+json' });
-    res.end(JSON.stringify({ type: 'about:blank', title: 'not found', status: 404 }));
+    serveRequest(handler, req, res);
   });
   server.keepAliveTimeout = 5_000;
   server.listen(options.port ?? 0, options.host ?? '127.0.0.1');
