@@ -86,7 +86,9 @@ describe('TypedEmitter: a throwing listener', () => {
       });
       expect(() => events.emit('pong', { s: 'x' })).not.toThrow();
       await nextTick();
-      const ours = warnings.filter((w) => (w as { code?: string }).code === 'TOWERLINE_LISTENER_ERROR');
+      const ours = warnings.filter(
+        (w) => (w as { code?: string }).code === 'TOWERLINE_LISTENER_ERROR',
+      );
       expect(ours).toHaveLength(1);
       expect(ours[0]!.message).toContain('"pong"');
       expect(ours[0]!.message).toContain('TypeError: oops');
@@ -168,7 +170,10 @@ describe('TypedEmitter: subscribing', () => {
 
   it('off(event) without a listener removes all of that event', () => {
     const events = new TypedEmitter<Events>();
-    events.on('ping', () => {}).on('ping', () => {}).on('pong', () => {});
+    events
+      .on('ping', () => {})
+      .on('ping', () => {})
+      .on('pong', () => {});
     events.off('ping');
     expect(events.listenerCount('ping')).toBe(0);
     expect(events.listenerCount('pong')).toBe(1);
