@@ -16,6 +16,7 @@ const result = await autocannon({
 console.log(
   JSON.stringify({
     opsPerSecond: result.requests.average,
+    total: result.requests.total,
     errors: result.errors,
     non2xx: result.non2xx,
   }),

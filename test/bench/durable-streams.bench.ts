@@ -8,8 +8,19 @@ import type { CaseResult, SuiteReport } from './harness.js';
 
 const loadScript = join(dirname(fileURLToPath(import.meta.url)), 'ds-load.mjs');
 
-/** Runs the load generator in a child process (16 clients): requests per second. */
-async function drive(urlTemplate: string, method: 'GET' | 'POST', ms: number): Promise<number> {
+interface Drive {
+  /** Requests per second the load generator saw. */
+  rps: number;
+  /** CPU time this process (the servers' process) spent per request, in µs. */
+  cpuUs: number;
+}
+
+/**
+ * Runs the load generator in a child process (16 clients). The servers live in this process and
+ * nothing else runs here meanwhile, so this process's CPU time per request is the server's cost
+ * per request: the capacity figure, independent of how fast the load generator can go.
+ */
+async function drive(urlTemplate: string, method: 'GET' | 'POST', ms: number): Promise<Drive> {
   const child = spawn(process.execPath, [loadScript, urlTemplate, method, '16', String(ms)], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -17,8 +28,12 @@ async function drive(urlTemplate: string, method: 'GET' | 'POST', ms: number): P
   child.stdout.on('data', (d) => {
     out += d;
   });
+  const cpu0 = process.cpuUsage();
   await once(child, 'exit');
-  return (JSON.parse(out) as { opsPerSecond: number }).opsPerSecond;
+  const cpu = process.cpuUsage(cpu0);
+  const r = JSON.parse(out) as { opsPerSecond: number; total: number; errors: number };
+  if (r.errors > 0) throw new Error(`load generator saw ${r.errors} errors`);
+  return { rps: r.opsPerSecond, cpuUs: (cpu.user + cpu.system) / r.total };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
@@ -64,28 +79,37 @@ export default async function durableStreams(): Promise<SuiteReport> {
   const results: CaseResult[] = [];
   const notes: Record<string, unknown> = {};
   for (const [name, url, method] of cases) {
-    const runs = { towerline: [] as number[], reference: [] as number[] };
+    const runs = { towerline: [] as Drive[], reference: [] as Drive[] };
     for (const base of Object.values(servers)) await drive(url(base), method, 500); // warm-up
     for (let i = 0; i < 6; i++) {
       const order =
         i % 2 ? (['reference', 'towerline'] as const) : (['towerline', 'reference'] as const);
       for (const who of order) runs[who].push(await drive(url(servers[who]), method, 1_000));
     }
-    const ratios = runs.towerline.map((t, i) => t / runs.reference[i]!);
+    const rpsRatios = runs.towerline.map((t, i) => t.rps / runs.reference[i]!.rps);
+    const cpuRatios = runs.towerline.map((t, i) => runs.reference[i]!.cpuUs / t.cpuUs);
     for (const who of ['towerline', 'reference'] as const) {
-      const opsPerSecond = median(runs[who]);
+      const opsPerSecond = median(runs[who].map((r) => r.rps));
+      const cpuUs = median(runs[who].map((r) => r.cpuUs));
       results.push({
         case: `${name}: ${who}`,
-        nsPerOp: 1e9 / opsPerSecond,
+        nsPerOp: cpuUs * 1000,
         opsPerSecond: Math.round(opsPerSecond),
+        serverCpuUsPerRequest: +cpuUs.toFixed(2),
       });
     }
-    notes[`${name}: towerline / reference (target >= 1.5)`] = +median(ratios).toFixed(3);
+    notes[`${name}: capacity, reference CPU/request ÷ ours (target >= 1.5)`] =
+      +median(cpuRatios).toFixed(3);
+    notes[`${name}: req/s ours ÷ reference (bounded by the load generator)`] =
+      +median(rpsRatios).toFixed(3);
   }
   await ours.close();
   await reference.stop();
-  console.log('\n## durable-streams: requests/s, 16 clients in a separate process, memory mode');
+  console.log('\n## durable-streams: memory mode, 16 clients in a separate process (autocannon)');
+  console.log(`${'case'.padEnd(36)} ${'req/s'.padStart(7)}  server CPU/request`);
   for (const r of results)
-    console.log(`${r.case.padEnd(36)} ${String(r.opsPerSecond).padStart(7)} req/s`);
+    console.log(
+      `${r.case.padEnd(36)} ${String(r.opsPerSecond).padStart(7)}  ${String(r.serverCpuUsPerRequest).padStart(8)} µs`,
+    );
   return { suite: 'durable-streams', results, notes };
 }

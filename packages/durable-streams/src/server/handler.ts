@@ -13,6 +13,7 @@ import {
   newStream,
   nextBoundary,
   parseOffset,
+  ReadCache,
   type StreamState,
   wake,
 } from './store.js';
@@ -32,6 +33,11 @@ export interface StreamHandlerOptions {
   maxMemoryBytes?: number;
   /** `Access-Control-Allow-Origin`. Default `*`. */
   corsOrigin?: string;
+  /**
+   * Byte budget for cached catch-up read bodies (ranges of an append-only stream never change,
+   * so one body serves every reader of the same range). Default 32 MiB; 0 turns it off.
+   */
+  readCacheBytes?: number;
   /** Wall clock (ms), for TTLs and cursors. */
   now?: () => number;
   /** Where mutations are recorded before they are acknowledged; replayed at construction. */
@@ -89,7 +95,10 @@ export class StreamHandler {
   readonly streams = new Map<string, StreamState>();
   readonly basePath: string;
   readonly #o: Required<
-    Omit<StreamHandlerOptions, 'maxStreamBytes' | 'maxMemoryBytes' | 'persistence'>
+    Omit<
+      StreamHandlerOptions,
+      'maxStreamBytes' | 'maxMemoryBytes' | 'persistence' | 'readCacheBytes'
+    >
   > &
     Pick<StreamHandlerOptions, 'maxStreamBytes' | 'maxMemoryBytes'>;
   readonly #open = new Set<ServerResponse>();
@@ -98,6 +107,7 @@ export class StreamHandler {
   readonly #persistence: Persistence | undefined;
   #bytes = 0;
   #closing = false;
+  readonly #reads: ReadCache;
 
   constructor(options: StreamHandlerOptions = {}) {
     this.basePath = (options.basePath ?? '/v1/stream').replace(/\/+$/, '');
@@ -112,6 +122,7 @@ export class StreamHandler {
       now: options.now ?? Date.now,
     };
     this.#persistence = options.persistence;
+    this.#reads = new ReadCache(options.readCacheBytes ?? 32 * 1024 * 1024);
     this.#common = {
       'access-control-allow-origin': this.#o.corsOrigin,
       'access-control-allow-methods': 'GET, POST, PUT, DELETE, HEAD, OPTIONS',
@@ -212,6 +223,7 @@ export class StreamHandler {
   #remove(s: StreamState): void {
     if (this.streams.get(s.path) !== s) return;
     this.streams.delete(s.path);
+    this.#reads.delete(s);
     this.#bytes -= s.bytes;
     s.closed = true;
     wake(s);
@@ -368,7 +380,7 @@ export class StreamHandler {
     if (body.length > 0) {
       const ct = header(req, 'content-type');
       if (!ct) return this.#send(res, 400, {}, 'Content-Type is required');
-      if (mediaType(ct) !== mediaType(stream.contentType))
+      if (ct !== stream.contentType && mediaType(ct) !== mediaType(stream.contentType))
         return this.#send(res, 409, {}, 'content type mismatch');
     }
     let units: Buffer[] = [];
@@ -511,10 +523,11 @@ export class StreamHandler {
     if (live === 'long-poll' && position >= stream.tail && stream.closed) {
       return this.#send(res, 204, { ...this.#tailHeaders(stream), 'stream-up-to-date': 'true' });
     }
-    const { entries, end } = entriesFrom(stream, position, this.#o.maxChunkBytes);
+    const read = this.#reads.get(stream, position) ?? this.#gather(stream, position);
+    const { end, body } = read;
     const upToDate = end >= stream.tail;
     const closedNow = stream.closed && upToDate;
-    const etag = `"${stream.id}:${formatOffset(position)}:${formatOffset(end)}${closedNow ? ':c' : ''}"`;
+    const etag = closedNow ? `${read.etag.slice(0, -1)}:c"` : read.etag;
     const headers: Headers = {
       'content-type': stream.contentType,
       'stream-next-offset': formatOffset(end),
@@ -525,10 +538,26 @@ export class StreamHandler {
       ...(live === 'long-poll' && !closedNow ? this.#cursorHeader(stream, query) : {}),
     };
     if (header(req, 'if-none-match') === etag) return this.#send(res, 304, { etag });
-    const body = stream.json
-      ? `[${entries.map((e) => e.data.toString('utf8')).join(',')}]`
-      : Buffer.concat(entries.map((e) => e.data));
     this.#send(res, 200, headers, body);
+  }
+
+  /** Builds the body of a catch-up read from `position` and caches it. */
+  #gather(stream: StreamState, position: number) {
+    const { entries, end } = entriesFrom(stream, position, this.#o.maxChunkBytes);
+    const body = stream.json
+      ? Buffer.from(`[${entries.map((e) => e.data.toString('utf8')).join(',')}]`)
+      : entries.length === 1
+        ? entries[0]!.data
+        : Buffer.concat(entries.map((e) => e.data));
+    const read = {
+      position,
+      tail: stream.tail,
+      end,
+      body,
+      etag: `"${stream.id}:${formatOffset(position)}:${formatOffset(end)}"`,
+    };
+    this.#reads.set(stream, read);
+    return read;
   }
 
   /** Waits for an append or close on `stream`, the timeout, or the client leaving. */

@@ -206,3 +206,57 @@ export function jsonMessages(body: Buffer): Buffer[] | 'invalid' | 'empty-array'
   }
   return [Buffer.from(JSON.stringify(value))];
 }
+
+interface CachedRead {
+  position: number;
+  /** The stream's tail when the body was built: same position and tail, same range. */
+  tail: number;
+  end: number;
+  body: Buffer;
+  etag: string;
+}
+
+/**
+ * Bodies of recent catch-up reads, one per stream, least recently used evicted first within a
+ * byte budget. A range of an append-only stream never changes, so a body built once serves
+ * every reader that asks for the same range — the fan-out case, where many clients catch up
+ * from the same offsets — without gathering its entries again.
+ */
+export class ReadCache {
+  readonly #entries = new Map<StreamState, CachedRead>();
+  #bytes = 0;
+
+  constructor(readonly budget: number) {}
+
+  get(stream: StreamState, position: number): CachedRead | undefined {
+    const hit = this.#entries.get(stream);
+    if (!hit || hit.position !== position || hit.tail !== stream.tail) return undefined;
+    this.#entries.delete(stream);
+    this.#entries.set(stream, hit);
+    return hit;
+  }
+
+  set(stream: StreamState, read: CachedRead): void {
+    this.delete(stream);
+    if (read.body.length > this.budget) return;
+    for (const [s, old] of this.#entries) {
+      if (this.#bytes + read.body.length <= this.budget) break;
+      this.#entries.delete(s);
+      this.#bytes -= old.body.length;
+    }
+    this.#entries.set(stream, read);
+    this.#bytes += read.body.length;
+  }
+
+  delete(stream: StreamState): void {
+    const old = this.#entries.get(stream);
+    if (!old) return;
+    this.#entries.delete(stream);
+    this.#bytes -= old.body.length;
+  }
+
+  /** Bytes held. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+}
