@@ -1,115 +1,137 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DurableStreamTestServer } from '@durable-streams/server';
-import { startDurableStreamsServer } from '@towerline/durable-streams';
 import type { CaseResult, SuiteReport } from './harness.js';
 
-const loadScript = join(dirname(fileURLToPath(import.meta.url)), 'ds-load.mjs');
+const here = dirname(fileURLToPath(import.meta.url));
+const loadScript = join(here, 'ds-load.mjs');
+const serverScript = join(here, 'ds-server.ts');
+
+const SERVERS = ['towerline', 'reference', 'node:http floor'] as const;
+type Who = (typeof SERVERS)[number];
 
 interface Drive {
   /** Requests per second the load generator saw. */
   rps: number;
-  /** CPU time this process (the servers' process) spent per request, in µs. */
+  /** CPU time the server's process spent per request, in µs. */
   cpuUs: number;
 }
 
+/** A bench server in its own process (test/bench/ds-server.ts). */
+class ServerProcess {
+  private constructor(
+    readonly child: ChildProcess,
+    readonly url: string,
+  ) {}
+
+  static async start(kind: string): Promise<ServerProcess> {
+    const child = fork(serverScript, [kind], {
+      execArgv: ['--conditions=source', '--import', 'tsx'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    const [m] = (await once(child, 'message')) as [{ url: string }];
+    return new ServerProcess(child, m.url);
+  }
+
+  /** The server process's CPU time so far, µs. */
+  async cpu(): Promise<number> {
+    this.child.send('cpu');
+    const [m] = (await once(this.child, 'message')) as [{ cpu: NodeJS.CpuUsage }];
+    return m.cpu.user + m.cpu.system;
+  }
+
+  async stop(): Promise<void> {
+    const exited = once(this.child, 'exit');
+    this.child.send('stop');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 5_000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
 /**
- * Runs the load generator in a child process (16 clients). The servers live in this process and
- * nothing else runs here meanwhile, so this process's CPU time per request is the server's cost
- * per request: the capacity figure, independent of how fast the load generator can go.
+ * Loads one server from the load generator's own process (16 connections) and reads the server
+ * process's CPU time before and after: its CPU time per request is the capacity figure,
+ * independent of how fast the load generator can go on a two-core machine.
  */
-async function drive(urlTemplate: string, method: 'GET' | 'POST', ms: number): Promise<Drive> {
-  const child = spawn(process.execPath, [loadScript, urlTemplate, method, '16', String(ms)], {
+async function drive(
+  server: ServerProcess,
+  url: string,
+  method: 'GET' | 'POST',
+  ms: number,
+): Promise<Drive> {
+  const child = spawn(process.execPath, [loadScript, url, method, '16', String(ms)], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let out = '';
   child.stdout.on('data', (d) => {
     out += d;
   });
-  const cpu0 = process.cpuUsage();
+  const cpu0 = await server.cpu();
   await once(child, 'exit');
-  const cpu = process.cpuUsage(cpu0);
+  const cpu = (await server.cpu()) - cpu0;
   const r = JSON.parse(out) as { opsPerSecond: number; total: number; errors: number };
   if (r.errors > 0) throw new Error(`load generator saw ${r.errors} errors`);
-  return { rps: r.opsPerSecond, cpuUs: (cpu.user + cpu.system) / r.total };
+  return { rps: r.opsPerSecond, cpuUs: cpu / r.total };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 
 /**
- * Append and catch-up read throughput of our server and the reference Node server
- * (`@durable-streams/server`), both in memory mode in this process, loaded in turn by a client
- * in a separate process (so the client's own cost does not mask the servers'), alternating.
+ * Append and catch-up read throughput of our server, the reference Node server
+ * (`@durable-streams/server`) and bare node:http (the floor), all in memory mode, each in its
+ * own process, loaded in turn (rotating order) by a load generator in another process.
  */
 export default async function durableStreams(): Promise<SuiteReport> {
-  const ours = await startDurableStreamsServer({ longPollTimeoutMs: 1_000 });
-  const reference = new DurableStreamTestServer({
-    port: 0,
-    compression: false,
-    longPollTimeout: 1_000,
-  });
-  await reference.start();
-  const servers = { towerline: ours.url, reference: reference.url } as const;
-  const body = 'x'.repeat(100);
-  for (const base of Object.values(servers)) {
-    for (let w = 0; w < 16; w++) {
-      await fetch(`${base}/v1/stream/bench-${w}`, {
-        method: 'PUT',
-        headers: { 'content-type': 'text/plain' },
-      });
-    }
-    await fetch(`${base}/v1/stream/read`, {
-      method: 'PUT',
-      headers: { 'content-type': 'text/plain' },
-    });
-    for (let i = 0; i < 1_000; i++) {
-      await fetch(`${base}/v1/stream/read`, {
-        method: 'POST',
-        headers: { 'content-type': 'text/plain' },
-        body,
-      });
-    }
-  }
+  const servers = {} as Record<Who, ServerProcess>;
+  servers.towerline = await ServerProcess.start('towerline');
+  servers.reference = await ServerProcess.start('reference');
+  servers['node:http floor'] = await ServerProcess.start('floor');
   const cases: Array<[string, (base: string) => string, 'GET' | 'POST']> = [
     ['append', (base) => `${base}/v1/stream/bench-0`, 'POST'],
     ['catch-up read (100 KB)', (base) => `${base}/v1/stream/read?offset=-1`, 'GET'],
   ];
   const results: CaseResult[] = [];
   const notes: Record<string, unknown> = {};
-  for (const [name, url, method] of cases) {
-    const runs = { towerline: [] as Drive[], reference: [] as Drive[] };
-    for (const base of Object.values(servers)) await drive(url(base), method, 500); // warm-up
-    for (let i = 0; i < 6; i++) {
-      const order =
-        i % 2 ? (['reference', 'towerline'] as const) : (['towerline', 'reference'] as const);
-      for (const who of order) runs[who].push(await drive(url(servers[who]), method, 1_000));
+  try {
+    for (const [name, url, method] of cases) {
+      const runs = Object.fromEntries(SERVERS.map((w) => [w, [] as Drive[]])) as Record<
+        Who,
+        Drive[]
+      >;
+      for (const who of SERVERS) await drive(servers[who], url(servers[who].url), method, 2_000); // warm-up (JIT)
+      for (let i = 0; i < 6; i++) {
+        const order = [...SERVERS.slice(i % 3), ...SERVERS.slice(0, i % 3)];
+        for (const who of order)
+          runs[who].push(await drive(servers[who], url(servers[who].url), method, 1_000));
+      }
+      for (const who of SERVERS) {
+        const cpuUs = median(runs[who].map((r) => r.cpuUs));
+        results.push({
+          case: `${name}: ${who}`,
+          nsPerOp: cpuUs * 1000,
+          opsPerSecond: Math.round(median(runs[who].map((r) => r.rps))),
+          serverCpuUsPerRequest: +cpuUs.toFixed(2),
+        });
+      }
+      const ratio = (f: (t: Drive, r: Drive) => number) =>
+        +median(runs.towerline.map((t, i) => f(t, runs.reference[i]!))).toFixed(3);
+      notes[`${name}: capacity, reference CPU/request ÷ ours (target >= 1.5)`] = ratio(
+        (t, r) => r.cpuUs / t.cpuUs,
+      );
+      notes[`${name}: req/s ours ÷ reference (bounded by the load generator)`] = ratio(
+        (t, r) => t.rps / r.rps,
+      );
     }
-    const rpsRatios = runs.towerline.map((t, i) => t.rps / runs.reference[i]!.rps);
-    const cpuRatios = runs.towerline.map((t, i) => runs.reference[i]!.cpuUs / t.cpuUs);
-    for (const who of ['towerline', 'reference'] as const) {
-      const opsPerSecond = median(runs[who].map((r) => r.rps));
-      const cpuUs = median(runs[who].map((r) => r.cpuUs));
-      results.push({
-        case: `${name}: ${who}`,
-        nsPerOp: cpuUs * 1000,
-        opsPerSecond: Math.round(opsPerSecond),
-        serverCpuUsPerRequest: +cpuUs.toFixed(2),
-      });
-    }
-    notes[`${name}: capacity, reference CPU/request ÷ ours (target >= 1.5)`] =
-      +median(cpuRatios).toFixed(3);
-    notes[`${name}: req/s ours ÷ reference (bounded by the load generator)`] =
-      +median(rpsRatios).toFixed(3);
+  } finally {
+    for (const s of Object.values(servers)) await s.stop();
   }
-  await ours.close();
-  await reference.stop();
-  console.log('\n## durable-streams: memory mode, 16 clients in a separate process (autocannon)');
-  console.log(`${'case'.padEnd(36)} ${'req/s'.padStart(7)}  server CPU/request`);
+  console.log('\n## durable-streams: memory mode, each server in its own process, 16 clients');
+  console.log(`${'case'.padEnd(42)} ${'req/s'.padStart(7)}  server CPU/request`);
   for (const r of results)
     console.log(
-      `${r.case.padEnd(36)} ${String(r.opsPerSecond).padStart(7)}  ${String(r.serverCpuUsPerRequest).padStart(8)} µs`,
+      `${r.case.padEnd(42)} ${String(r.opsPerSecond).padStart(7)}  ${String(r.serverCpuUsPerRequest).padStart(8)} µs`,
     );
   return { suite: 'durable-streams', results, notes };
 }

@@ -104,6 +104,7 @@ export class StreamHandler {
   readonly #open = new Set<ServerResponse>();
   /** CORS and browser-safety headers, on every response. */
   readonly #common: Headers;
+  readonly #preflight: Headers;
   readonly #persistence: Persistence | undefined;
   #bytes = 0;
   #closing = false;
@@ -123,13 +124,18 @@ export class StreamHandler {
     };
     this.#persistence = options.persistence;
     this.#reads = new ReadCache(options.readCacheBytes ?? 32 * 1024 * 1024);
+    // What a browser reads on every response; the allowed methods and request headers matter
+    // only in the answer to a preflight (Fetch standard, CORS protocol), so only that has them.
     this.#common = {
       'access-control-allow-origin': this.#o.corsOrigin,
-      'access-control-allow-methods': 'GET, POST, PUT, DELETE, HEAD, OPTIONS',
-      'access-control-allow-headers': ALLOW,
       'access-control-expose-headers': EXPOSE,
       'x-content-type-options': 'nosniff',
       'cross-origin-resource-policy': 'cross-origin',
+    };
+    this.#preflight = {
+      'access-control-allow-methods': 'GET, POST, PUT, DELETE, HEAD, OPTIONS',
+      'access-control-allow-headers': ALLOW,
+      'access-control-max-age': '86400',
     };
     if (this.#persistence) this.#replay(this.#persistence.load());
   }
@@ -141,10 +147,10 @@ export class StreamHandler {
     const q = raw.indexOf('?');
     const path = q === -1 ? raw : raw.slice(0, q);
     if (path !== this.basePath && !path.startsWith(`${this.basePath}/`)) return false;
-    const query = new URLSearchParams(q === -1 ? '' : raw.slice(q + 1));
+    const search = q === -1 ? '' : raw.slice(q + 1);
     const method = (req.method ?? 'GET').toUpperCase();
     const run = async () => {
-      if (method === 'OPTIONS') return this.#send(res, 204);
+      if (method === 'OPTIONS') return this.#send(res, 204, this.#preflight);
       const key = path.slice(this.basePath.length) || '/';
       if (key === '/') return this.#send(res, 404, {}, 'no stream path');
       // A soft-deleted stream (deleted, still read by its forks) is gone for its own clients.
@@ -158,7 +164,7 @@ export class StreamHandler {
         case 'POST':
           return this.#append(req, res, key);
         case 'GET':
-          return this.#read(req, res, key, query);
+          return this.#read(req, res, key, new URLSearchParams(search));
         case 'HEAD':
           return this.#head(res, key);
         case 'DELETE':
@@ -337,7 +343,7 @@ export class StreamHandler {
     const pid = header(req, 'producer-id');
     const pepoch = header(req, 'producer-epoch');
     const pseq = header(req, 'producer-seq');
-    const some = [pid, pepoch, pseq].filter((v) => v !== undefined).length;
+    const some = +(pid !== undefined) + +(pepoch !== undefined) + +(pseq !== undefined);
     if (some !== 0 && some !== 3) {
       await this.#drain(req);
       return this.#send(res, 400, {}, 'Producer-Id, Producer-Epoch and Producer-Seq go together');
@@ -437,23 +443,17 @@ export class StreamHandler {
     ) {
       return this.#send(res, 409, {}, 'Stream-Seq regression');
     }
-    if (
-      this.#overLimit(
-        stream.bytes,
-        units.reduce((n, u) => n + u.length, 0),
-      )
-    ) {
-      return this.#send(res, 413, {}, 'size limit');
-    }
+    let adding = 0;
+    for (const u of units) adding += u.length;
+    if (this.#overLimit(stream.bytes, adding)) return this.#send(res, 413, {}, 'size limit');
     // Every check passed: record, then change state.
     const mutation: Mutation = { t: 'append', key, units, close: closing, producer, streamSeq };
     this.#persistence?.record(mutation);
     this.#applyAppend(stream, mutation);
     this.#touch(stream);
-    this.#send(res, producer && units.length > 0 ? 200 : 204, {
-      ...this.#tailHeaders(stream),
-      ...extra,
-    });
+    extra['stream-next-offset'] = formatOffset(stream.tail);
+    if (stream.closed) extra['stream-closed'] = 'true';
+    this.#send(res, producer && units.length > 0 ? 200 : 204, extra);
   }
 
   #head(res: ServerResponse, key: string): void {
@@ -798,8 +798,10 @@ export class StreamHandler {
         }
         chunks.push(chunk);
       });
+      // One small chunk is copied into Node's shared pool: kept as is, it would pin the whole
+      // socket read it came in (headers included) as an ArrayBuffer of its own, per append.
       req.once('end', () =>
-        resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)),
+        resolve(chunks.length === 1 ? Buffer.from(chunks[0]!) : Buffer.concat(chunks, size)),
       );
       req.once('error', reject);
     });

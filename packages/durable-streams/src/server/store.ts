@@ -152,6 +152,7 @@ export function nextBoundary(stream: StreamState, position: number): number {
 }
 
 export function wake(stream: StreamState): void {
+  if (stream.waiters.size === 0) return;
   const waiters = [...stream.waiters];
   stream.waiters.clear();
   for (const w of waiters) w();

@@ -1,0 +1,93 @@
+/**
+ * One server of the durable-streams bench, in its own process (its own heap and GC, its CPU time
+ * measurable on its own): `towerline`, `reference` (@durable-streams/server) or `floor`
+ * (node:http alone, answering with the headers ours sends and a prebuilt body — what any Node server
+ * pays per request). Seeds the bench streams, sends `{ url }` over IPC, then answers every
+ * `'cpu'` message with its `process.cpuUsage()`; exits on `'stop'`. Without IPC (run by hand, for
+ * a profile: `node --cpu-prof --conditions=source --import tsx test/bench/ds-server.ts towerline`)
+ * it prints the URL and stops on SIGTERM.
+ */
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import { DurableStreamTestServer } from '@durable-streams/server';
+import { startDurableStreamsServer } from '@towerline/durable-streams';
+
+const kind = process.argv[2];
+let url: string;
+let stop: () => Promise<void>;
+
+if (kind === 'towerline') {
+  const ours = await startDurableStreamsServer({ longPollTimeoutMs: 1_000 });
+  url = ours.url;
+  stop = () => ours.close();
+} else if (kind === 'reference') {
+  const reference = new DurableStreamTestServer({
+    port: 0,
+    compression: false,
+    longPollTimeout: 1_000,
+  });
+  await reference.start();
+  url = reference.url;
+  stop = () => reference.stop();
+} else if (kind === 'floor') {
+  const prebuilt = Buffer.alloc(100_000, 'x');
+  const headers = {
+    'access-control-allow-origin': '*',
+    'access-control-expose-headers':
+      'Stream-Next-Offset, Stream-Cursor, Stream-Up-To-Date, Stream-Closed, Producer-Epoch, Producer-Seq, Producer-Expected-Seq, Producer-Received-Seq, etag, content-type, location, stream-sse-data-encoding',
+    'x-content-type-options': 'nosniff',
+    'cross-origin-resource-policy': 'cross-origin',
+    'stream-next-offset': '0000000000000000_0000000000100000',
+  };
+  const server = createServer((req, res) => {
+    if (req.method !== 'POST') {
+      res.writeHead(200, { ...headers, 'content-type': 'text/plain' });
+      res.end(prebuilt);
+      return;
+    }
+    req.on('data', () => {});
+    req.on('end', () => {
+      res.writeHead(204, headers);
+      res.end();
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  stop = async () => {
+    server.closeAllConnections();
+    server.close();
+  };
+} else {
+  throw new Error(`unknown server kind ${kind}`);
+}
+
+if (kind !== 'floor') {
+  const put = (path: string) =>
+    fetch(`${url}/v1/stream/${path}`, { method: 'PUT', headers: { 'content-type': 'text/plain' } });
+  for (let w = 0; w < 16; w++) await put(`bench-${w}`);
+  await put('read');
+  const body = 'x'.repeat(100);
+  for (let i = 0; i < 1_000; i++) {
+    await fetch(`${url}/v1/stream/read`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain' },
+      body,
+    });
+  }
+}
+
+if (!process.send) {
+  // Run by hand (e.g. under --cpu-prof): print the URL, stop on SIGTERM or SIGINT.
+  console.log(url);
+  for (const signal of ['SIGTERM', 'SIGINT'] as const)
+    process.once(signal, () => void stop().then(() => process.exit(0)));
+} else
+  process.on('message', async (m) => {
+    if (m === 'cpu') process.send!({ cpu: process.cpuUsage() });
+    if (m === 'stop') {
+      await stop();
+      process.disconnect();
+    }
+  });
+process.send?.({ url });
