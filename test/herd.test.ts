@@ -5,7 +5,7 @@ import { simulateHerd } from './support/herd.js';
 
 // Scenario 9: 10,000 clients lose the server at once. On virtual time, so it takes seconds.
 describe('herd (scenario 9, virtual time)', () => {
-  it('the default policy spreads the recovery wave: at most 5% of clients in any 100 ms', async () => {
+  it('the default policy spreads attempts and recovery: at most 5% in any 100 ms', async () => {
     const result = await simulateHerd({
       clients: 10_000,
       outageMs: 10_000,
@@ -13,8 +13,8 @@ describe('herd (scenario 9, virtual time)', () => {
     });
     expect(result.allBackMs).toBeGreaterThanOrEqual(10_000);
     expect(result.peakRecoveryShare).toBeLessThanOrEqual(0.05);
-    // Attempts during the outage are spread too: no window holds a fifth of them.
-    expect(result.peakAttemptShare).toBeLessThan(0.2);
+    // Attempts during the outage are spread too.
+    expect(result.peakAttemptShare).toBeLessThanOrEqual(0.05);
   });
 
   it('without jitter every client comes back in the same instant', async () => {

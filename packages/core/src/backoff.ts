@@ -24,8 +24,9 @@ export interface DelayBounds {
  * Jitter strategies:
  * - `'full'`: uniform in `[0, d]` (AWS "Full Jitter").
  * - `'equal'`: uniform in `[d/2, d]` (AWS "Equal Jitter").
- * - `'decorrelated'`: uniform in `[initial, 3d]`, a stateless form of AWS "Decorrelated Jitter"
- *   in which the deterministic exponential `d` stands for the previous delay.
+ * - `'decorrelated'`: uniform in `[initial, spread × d]` (`spread` 3 by default), a stateless
+ *   form of AWS "Decorrelated Jitter" in which the deterministic exponential `d` stands for the
+ *   previous delay.
  * - a number `f` in `[0, 1]`: uniform in `[d(1-f), d(1+f)]` (gRPC's ±20 % is `0.2`).
  *
  * `d` is the exponential delay for the attempt, already capped at `max`; the result is capped at
@@ -58,6 +59,15 @@ function checkJitter(value: unknown): Jitter {
     'jitter',
     `expected 'full', 'equal', 'decorrelated' or a factor in [0, 1], got ${String(value)}`,
   );
+}
+
+function checkSpread(value: unknown, jitter: Jitter): number {
+  if (value === undefined) return 3;
+  if (jitter !== 'decorrelated') invalidArgument('spread', "applies to 'decorrelated' jitter only");
+  if (typeof value !== 'number' || !Number.isFinite(value) || !(value >= 1)) {
+    invalidArgument('spread', `expected a finite number >= 1, got ${String(value)}`);
+  }
+  return value;
 }
 
 function checkRandom(value: unknown): RandomSource {
@@ -154,6 +164,13 @@ function exponential(initial: number, multiplier: number, max: number, attempt: 
 export interface ExponentialRandomBackoffOptions extends ExponentialBackoffOptions {
   /** Default `'full'`. */
   jitter?: Jitter;
+  /**
+   * For `'decorrelated'` jitter only: the top of the range as a multiple of the exponential
+   * delay, `[initial, spread × d]`, >= 1. Default 3 (AWS's `sleep × 3`). A wider spread scatters
+   * clients that lost their server at the same instant over more time: the default reconnect
+   * policy uses 8 (`pnpm bench herd`).
+   */
+  spread?: number;
   /** Source of chance, `[0, 1)`. Default `Math.random`. */
   random?: RandomSource;
 }
@@ -164,6 +181,7 @@ export class ExponentialRandomBackoff implements IntervalFunction {
   readonly multiplier: number;
   readonly max: number;
   readonly jitter: Jitter;
+  readonly spread: number;
   readonly #random: RandomSource;
 
   constructor(options: ExponentialRandomBackoffOptions) {
@@ -172,6 +190,7 @@ export class ExponentialRandomBackoff implements IntervalFunction {
     this.max = checkDelay('max', options.max ?? 30_000);
     checkInitialMax(this.initial, this.max);
     this.jitter = checkJitter(options.jitter ?? 'full');
+    this.spread = checkSpread(options.spread, this.jitter);
     this.#random = checkRandom(options.random ?? Math.random);
   }
 
@@ -189,7 +208,7 @@ export class ExponentialRandomBackoff implements IntervalFunction {
     let hi: number;
     if (j === 'full') [lo, hi] = [0, d];
     else if (j === 'equal') [lo, hi] = [d / 2, d];
-    else if (j === 'decorrelated') [lo, hi] = [Math.min(this.initial, d), 3 * d];
+    else if (j === 'decorrelated') [lo, hi] = [Math.min(this.initial, d), this.spread * d];
     else [lo, hi] = [d * (1 - j), d * (1 + j)];
     return { min: Math.min(lo, this.max), max: Math.min(hi, this.max) };
   }

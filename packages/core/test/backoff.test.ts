@@ -203,6 +203,24 @@ describe('ExponentialRandomBackoff', () => {
     );
   });
 
+  it('decorrelated jitter reaches spread × d, capped', () => {
+    fc.assert(
+      fc.property(
+        fc.double({ min: 1, max: 1e5, noNaN: true }),
+        fc.integer({ min: 1, max: 40 }),
+        fc.double({ min: 1, max: 100, noNaN: true }),
+        (initial, n, spread) => {
+          const max = initial * 1e4;
+          const f = new ExponentialRandomBackoff({ initial, max, jitter: 'decorrelated', spread });
+          expect(f.bounds(n)).toEqual({ min: initial, max: Math.min(max, spread * f.base(n)) });
+          const draw = f.next(n);
+          expect(draw).toBeGreaterThanOrEqual(initial);
+          expect(draw).toBeLessThanOrEqual(Math.min(max, spread * f.base(n)));
+        },
+      ),
+    );
+  });
+
   it('draws spread over the whole declared range, never outside it', () => {
     for (const jitter of ['full', 'equal', 'decorrelated', 0.2, 1] as const) {
       const f = new ExponentialRandomBackoff({
@@ -410,6 +428,25 @@ describe('invalid parameters throw ERR_INVALID_ARGUMENT naming the parameter', (
         );
       }),
     );
+  });
+
+  it('a bad spread, or a spread without decorrelated jitter', () => {
+    for (const bad of [0.5, 0, -1, Number.NaN, Number.POSITIVE_INFINITY, '3']) {
+      expectInvalid(
+        () =>
+          new ExponentialRandomBackoff({
+            initial: 1,
+            jitter: 'decorrelated',
+            spread: bad as number,
+          }),
+        'spread',
+      );
+    }
+    for (const jitter of ['full', 'equal', 0.2] as const)
+      expectInvalid(
+        () => new ExponentialRandomBackoff({ initial: 1, jitter, spread: 3 }),
+        'spread',
+      );
   });
 
   it('a bad jitter or random source', () => {

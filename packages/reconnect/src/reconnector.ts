@@ -105,8 +105,11 @@ const CONNECTION_ERROR_CODES = new Set([
 
 /**
  * The reconnect policy used when none is given: exponential from 100 ms doubling to 30 s, with
- * decorrelated jitter, which spreads a herd's attempts and its recovery wave better than full
- * jitter and brings clients back sooner (`pnpm bench herd`).
+ * decorrelated jitter over `[100 ms, 8 × d]` — the first reconnect comes after 100–800 ms. On
+ * 10,000 clients that lose their server at once (`pnpm bench herd`), no 100 ms window holds more
+ * than 5 % of the attempts once the outage lasts 10 s or more (AWS's spread of 3 keeps 8 % of
+ * them in one window: the first attempts of everyone fall within 200 ms), and the recovery wave
+ * is spread as thin as with full jitter while clients come back sooner.
  */
 export function defaultReconnectPolicy(random?: RandomSource): ExponentialRandomBackoff {
   return new ExponentialRandomBackoff({
@@ -114,6 +117,7 @@ export function defaultReconnectPolicy(random?: RandomSource): ExponentialRandom
     multiplier: 2,
     max: 30_000,
     jitter: 'decorrelated',
+    spread: 8,
     ...(random ? { random } : {}),
   });
 }
