@@ -13,7 +13,7 @@ import {
   type ReconnectService,
   type ReconnectServiceOptions,
 } from '@towerline/reconnect';
-import { type ChainableCommander, Redis, type RedisOptions } from 'ioredis';
+import { type ChainableCommander, Command, Redis, type RedisOptions } from 'ioredis';
 
 type Arg = string | number | Buffer;
 
@@ -131,6 +131,20 @@ async function runBatch(
   return results.map(([error, value]) => (error ? error : value));
 }
 
+/**
+ * One command on `client`: what `client.call(name, ...args)` does, without its argument
+ * juggling (rest parameters, callback detection), unless auto-pipelining or friendly error
+ * stacks are on — then through `call` itself.
+ */
+function sendCommand(client: Redis, request: RedisCommand): Promise<unknown> {
+  const o = client.options;
+  if (o.enableAutoPipelining || o.showFriendlyErrorStack)
+    return client.call(request.name, ...(request.args as string[]));
+  return client.sendCommand(
+    new Command(request.name, request.args, { keyPrefix: o.keyPrefix, replyEncoding: 'utf8' }),
+  ) as Promise<unknown>;
+}
+
 /** Subscriptions to restore on every new connection (SUBSCRIBE/PSUBSCRIBE). */
 interface Subscriptions {
   channels: Map<string, Set<(message: string, channel: string) => void>>;
@@ -213,7 +227,7 @@ export class ResilientRedis implements Service<RedisRequest, unknown> {
       call: (client, request) =>
         isBatch(request)
           ? runBatch(client, request.kind, request.commands)
-          : client.call(request.name, ...(request.args as string[])),
+          : sendCommand(client, request),
       retryOnReconnect: options.retryOnReconnect ?? isIdempotentRequest,
       sizeOf,
       ...(options.maxQueued !== undefined ? { maxQueued: options.maxQueued } : {}),
@@ -233,11 +247,12 @@ export class ResilientRedis implements Service<RedisRequest, unknown> {
   }
 
   get(key: string): Promise<string | null> {
-    return this.command('GET', key);
+    return this.service.call({ name: 'GET', args: [key] }) as Promise<string | null>;
   }
 
   set(key: string, value: Arg, ...options: Arg[]): Promise<'OK' | null> {
-    return this.command('SET', key, value, ...options);
+    const args = options.length === 0 ? [key, value] : [key, value, ...options];
+    return this.service.call({ name: 'SET', args }) as Promise<'OK' | null>;
   }
 
   incr(key: string): Promise<number> {

@@ -69,6 +69,25 @@ describe('ResilientRedis', () => {
     expect(r.reconnector.state).toBe('connected');
   });
 
+  it('honours ioredis options on the command path: keyPrefix, SET options, auto-pipelining', async () => {
+    const prefixed = redis({ redisOptions: { keyPrefix: 'app:' } });
+    expect(await prefixed.set('k', 'v', 'PX', 60_000)).toBe('OK');
+    expect(await prefixed.get('k')).toBe('v');
+    expect(await prefixed.set('k', 'w', 'NX')).toBeNull(); // exists: NX refuses
+    const check = raw();
+    expect(await check.get('app:k')).toBe('v');
+    expect(await check.pttl('app:k')).toBeGreaterThan(0);
+    expect(await check.get('k')).toBeNull();
+    const piped = redis({ redisOptions: { enableAutoPipelining: true, keyPrefix: 'p:' } });
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => piped.incr(`c${i % 2}`)),
+    );
+    expect(results.sort((a, b) => a - b)).toEqual(
+      Array.from({ length: 10 }, (_, i) => [i + 1, i + 1]).flat(),
+    );
+    expect(await check.get('p:c0')).toBe('10');
+  });
+
   it('knows which commands are read-only from Redis flags', () => {
     expect(isReadOnlyCommand('GET')).toBe(true);
     expect(isReadOnlyCommand('mget')).toBe(true);
