@@ -163,14 +163,7 @@ export class ReconnectService<C, Req, Res> implements Service<Req, Res> {
   call(req: Req, ctx?: CallContext): Promise<Res> {
     const conn = this.reconnector.current;
     if (conn === undefined) return this.#enqueue(req, ctx, false);
-    // #run inlined: this is the hot path, and its failure handler captures one flag less.
-    let result: Promise<Res>;
-    try {
-      result = this.#call(conn, req, ctx);
-    } catch (error) {
-      return this.#failed(error, conn, req, ctx, false);
-    }
-    return result.then(undefined, (error: unknown) => this.#failed(error, conn, req, ctx, false));
+    return this.#run(conn, req, ctx, false);
   }
 
   /** Rejects every queued request with `ERR_CLOSED` and closes the reconnector. */
