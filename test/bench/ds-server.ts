@@ -65,7 +65,7 @@ if (kind === 'towerline') {
 if (kind !== 'floor') {
   const put = (path: string) =>
     fetch(`${url}/v1/stream/${path}`, { method: 'PUT', headers: { 'content-type': 'text/plain' } });
-  for (let w = 0; w < 16; w++) await put(`bench-${w}`);
+  await put('append');
   await put('read');
   const body = 'x'.repeat(100);
   for (let i = 0; i < 1_000; i++) {

@@ -89,7 +89,7 @@ export default async function durableStreams(): Promise<SuiteReport> {
   servers.reference = await ServerProcess.start('reference');
   servers['node:http floor'] = await ServerProcess.start('floor');
   const cases: Array<[string, (base: string) => string, 'GET' | 'POST']> = [
-    ['append', (base) => `${base}/v1/stream/bench-0`, 'POST'],
+    ['append', (base) => `${base}/v1/stream/append`, 'POST'],
     ['catch-up read (100 KB)', (base) => `${base}/v1/stream/read?offset=-1`, 'GET'],
   ];
   const results: CaseResult[] = [];

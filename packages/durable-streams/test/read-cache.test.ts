@@ -23,7 +23,7 @@ const read = (position: number, tail: number, size: number) => ({
   tail,
   end: tail,
   body: Buffer.alloc(size),
-  etag: '"x"',
+  etagBase: 'x',
 });
 
 describe('ReadCache', () => {

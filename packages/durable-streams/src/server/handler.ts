@@ -451,9 +451,11 @@ export class StreamHandler {
     this.#persistence?.record(mutation);
     this.#applyAppend(stream, mutation);
     this.#touch(stream);
-    extra['stream-next-offset'] = formatOffset(stream.tail);
-    if (stream.closed) extra['stream-closed'] = 'true';
-    this.#send(res, producer && units.length > 0 ? 200 : 204, extra);
+    this.#send(
+      res,
+      producer && units.length > 0 ? 200 : 204,
+      Object.assign(extra, this.#tailHeaders(stream)),
+    );
   }
 
   #head(res: ServerResponse, key: string): void {
@@ -527,7 +529,7 @@ export class StreamHandler {
     const { end, body } = read;
     const upToDate = end >= stream.tail;
     const closedNow = stream.closed && upToDate;
-    const etag = closedNow ? `${read.etag.slice(0, -1)}:c"` : read.etag;
+    const etag = `"${read.etagBase}${closedNow ? ':c' : ''}"`;
     const headers: Headers = {
       'content-type': stream.contentType,
       'stream-next-offset': formatOffset(end),
@@ -554,7 +556,7 @@ export class StreamHandler {
       tail: stream.tail,
       end,
       body,
-      etag: `"${stream.id}:${formatOffset(position)}:${formatOffset(end)}"`,
+      etagBase: `${stream.id}:${formatOffset(position)}:${formatOffset(end)}`,
     };
     this.#reads.set(stream, read);
     return read;
@@ -798,8 +800,8 @@ export class StreamHandler {
         }
         chunks.push(chunk);
       });
-      // One small chunk is copied into Node's shared pool: kept as is, it would pin the whole
-      // socket read it came in (headers included) as an ArrayBuffer of its own, per append.
+      // A body that came in one chunk is copied (small ones into Node's shared pool): kept as
+      // is, it would pin the whole socket read it came in, headers included, per append.
       req.once('end', () =>
         resolve(chunks.length === 1 ? Buffer.from(chunks[0]!) : Buffer.concat(chunks, size)),
       );

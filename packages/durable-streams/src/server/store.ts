@@ -214,7 +214,8 @@ interface CachedRead {
   tail: number;
   end: number;
   body: Buffer;
-  etag: string;
+  /** The ETag of the range, unquoted, before any closed-stream suffix. */
+  etagBase: string;
 }
 
 /**
