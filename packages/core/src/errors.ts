@@ -15,6 +15,8 @@ export type ErrorCode =
   | 'ERR_QUEUE_FULL'
   /** A connection died with the request in flight; see `mayHaveExecuted`. */
   | 'ERR_CONNECTION_LOST'
+  /** The request never left the client (its connection was already unusable); it did not run. */
+  | 'ERR_NOT_SENT'
   /** A connect attempt did not finish within `connectTimeout`. */
   | 'ERR_CONNECT_TIMEOUT'
   /** An operation did not finish within its time limit. */
@@ -95,6 +97,17 @@ export class TowerlineError extends Error {
 /** True when `error` is a {@link TowerlineError}, and, if given, carries `code`. */
 export function isTowerlineError(error: unknown, code?: ErrorCode): error is TowerlineError {
   return error instanceof TowerlineError && (code === undefined || error.code === code);
+}
+
+/**
+ * `ERR_NOT_SENT`: the request provably never left the client, so it did not run and may be
+ * sent on the next connection like any waiting request (`mayHaveExecuted: false`).
+ */
+export function notSent(
+  cause: unknown,
+  message = 'the request was not sent: the connection was unusable',
+): TowerlineError {
+  return new TowerlineError('ERR_NOT_SENT', message, { cause, mayHaveExecuted: false });
 }
 
 /** Throws `ERR_INVALID_ARGUMENT` naming `parameter`. */

@@ -27,11 +27,20 @@ export {
   type TimerHandle,
 } from './clock.js';
 export {
+  type AttemptBudget,
+  abortedBeforeStart,
+  type CallContext,
+  isRequestContext,
+  type Readiness,
+  RequestContext,
+} from './context.js';
+export {
   describeError,
   type ErrorCode,
   invalidArgument,
   isAbortError,
   isTowerlineError,
+  notSent,
   TowerlineError,
   type TowerlineErrorDetails,
 } from './errors.js';
@@ -47,7 +56,13 @@ export {
 } from './events.js';
 export { describeFileError } from './file-errors.js';
 export {
-  type CallContext,
+  attemptThrough,
+  type FusableService,
+  type FusedPath,
+  fused,
+  fusedPathOf,
+} from './fused.js';
+export {
   type Layer,
   layerFn,
   type RequestOf,

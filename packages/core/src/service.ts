@@ -1,8 +1,6 @@
-/** Per-call context passed down the stack. */
-export interface CallContext {
-  /** Aborts the call, any wait inside it, and any retry after it. */
-  signal?: AbortSignal | undefined;
-}
+import type { CallContext } from './context.js';
+
+export type { CallContext };
 
 /**
  * An asynchronous function from `Req` to `Res`, the unit every layer wraps (tower's `Service`).

@@ -92,11 +92,13 @@ describe('ResilientPg', () => {
     expect(await backendPid(d)).not.toBe(pid);
   });
 
-  it('a backend killed mid-query: a non-idempotent statement "may have executed", an idempotent one is retried', async () => {
+  it('a backend killed mid-query: the statement in flight "may have executed", those queued behind it were never sent', async () => {
     const d = db();
     const pid = await backendPid(d);
     const write = d.query(`INSERT INTO ${table} (note) SELECT 'slow' FROM pg_sleep(2)`);
+    // Both wait in node-postgres's queue behind the INSERT: neither ever reaches the server.
     const read = d.query('SELECT 42 AS answer FROM pg_sleep(0.5)', [], { idempotent: true });
+    const queuedWrite = d.query(`INSERT INTO ${table} (note) VALUES ('queued') RETURNING id`);
     await waitUntilActive(pid);
     await terminate(pid);
     await expect(write).rejects.toMatchObject({
@@ -104,7 +106,26 @@ describe('ResilientPg', () => {
       mayHaveExecuted: true,
     });
     expect((await read).rows[0]!.answer).toBe(42);
+    expect((await queuedWrite).rows).toHaveLength(1);
     expect(d.reconnector.stats.reconnects).toBeGreaterThanOrEqual(1);
+    expect(d.service.stats).toMatchObject({
+      requeued: 2,
+      retriedOnReconnect: 0,
+      mayHaveExecuted: 1,
+    });
+    const { rows } = await admin.query(
+      `SELECT count(*)::int AS n FROM ${table} WHERE note = 'queued'`,
+    );
+    expect(rows[0].n).toBe(1);
+  });
+
+  it('a backend killed mid-query: an idempotent statement in flight is resent once', async () => {
+    const d = db();
+    const pid = await backendPid(d);
+    const read = d.query('SELECT 42 AS answer FROM pg_sleep(0.5)', [], { idempotent: true });
+    await waitUntilActive(pid);
+    await terminate(pid);
+    expect((await read).rows[0]!.answer).toBe(42);
     expect(d.service.stats.retriedOnReconnect).toBe(1);
   });
 

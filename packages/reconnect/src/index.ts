@@ -1,16 +1,34 @@
 /**
  * @towerline/reconnect — the engine every long-lived thing in towerline shares: a connection
- * state machine with backoff and events (`Reconnector`), a `Service` over it that queues,
- * retries idempotent requests and never loses one silently (`ReconnectLayer`), and the same
- * machine for stream builders (`superviseStream`).
+ * state machine with backoff and events (`Reconnector`, whose behaviour is the pure `step`
+ * function), a `Service` over it that queues, resends idempotent requests within the request's
+ * attempts and never loses one silently (`ReconnectLayer`), the `Connector` spec with its one
+ * factory `fromConnector`, and the same machine for stream builders (`superviseStream`).
  *
  * @packageDocumentation
  */
+export {
+  type ConnectionOptions,
+  type Connector,
+  connectionOptionKeys,
+  fromConnector,
+  pickConnectionOptions,
+} from './connector.js';
 export { type HeartbeatOptions, heartbeat, type Watch, watchAll } from './heartbeat.js';
+export {
+  closedError,
+  type Effect,
+  initialState,
+  type MachineEnv,
+  type MachineEvent,
+  type MachineState,
+  type Notice,
+  type Step,
+  step,
+} from './machine.js';
 export {
   type ConnectContext,
   defaultReconnectPolicy,
-  isSocketError,
   Reconnector,
   type ReconnectorEvents,
   type ReconnectorOptions,
@@ -25,6 +43,7 @@ export {
   type ReconnectServiceStats,
   type RejectionReason,
 } from './service.js';
+export { isSocketError } from './socket-errors.js';
 export {
   type ConnectionState,
   canTransition,

@@ -1,15 +1,26 @@
 import {
   type Clock,
-  describeError,
   ExponentialRandomBackoff,
   type IntervalFunction,
   invalidArgument,
   type RandomSource,
+  type Readiness,
   systemClock,
   type TimerHandle,
   TowerlineError,
   TypedEmitter,
 } from '@towerline/core';
+import {
+  closedError,
+  type Effect,
+  initialState,
+  type MachineEnv,
+  type MachineEvent,
+  type MachineState,
+  type Notice,
+  step,
+} from './machine.js';
+import { isSocketError } from './socket-errors.js';
 import { type ConnectionState, canTransition, IllegalTransitionError } from './state.js';
 
 /** Handed to `connect` for every attempt. */
@@ -61,6 +72,8 @@ export interface ReconnectorOptions<C> {
 export type ReconnectorEvents = {
   stateChange: { from: ConnectionState; to: ConnectionState };
   connecting: { attempt: number };
+  /** A connect attempt failed (error or timeout); `reconnectScheduled` or `gaveUp` follows. */
+  connectFailed: { attempt: number; error: unknown };
   connected: { attempt: number; downtimeMs: number; generation: number };
   /** The connection proved itself (stayed up `minUptime`, or `markHealthy`); backoff reset. */
   healthy: { generation: number };
@@ -85,24 +98,6 @@ export interface ReconnectorStats {
   downtimeMs: number;
 }
 
-const CONNECTION_ERROR_CODES = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'ECONNABORTED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'ENOTCONN',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENETDOWN',
-  'EAI_AGAIN',
-  'ERR_SOCKET_CLOSED',
-  'ERR_STREAM_DESTROYED',
-  'ERR_STREAM_PREMATURE_CLOSE',
-  'ERR_CONNECTION_LOST',
-  'ERR_CONNECT_TIMEOUT',
-]);
-
 /**
  * The reconnect policy used when none is given: exponential from 100 ms doubling to 30 s, with
  * decorrelated jitter over `[100 ms, 8 × d]` — the first reconnect comes after 100–800 ms. On
@@ -122,36 +117,28 @@ export function defaultReconnectPolicy(random?: RandomSource): ExponentialRandom
   });
 }
 
-/** The default `isConnectionError`: socket-level error codes, on the error or its cause. */
-export function isSocketError(error: unknown): boolean {
-  for (let e = error, depth = 0; e && typeof e === 'object' && depth < 4; depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && CONNECTION_ERROR_CODES.has(code)) return true;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return false;
-}
-
 interface Waiter<C> {
   resolve: (conn: C) => void;
   reject: (error: unknown) => void;
   cleanup: (() => void) | undefined;
 }
 
-type Pending<E> = { [K in keyof E]: [K, E[K]] }[keyof E];
-
 /**
  * Owns one long-lived resource `C` (a socket, a client, a stream) and keeps it alive: connects,
- * watches, and on loss reconnects with backoff, through a closed set of states whose legal
- * transitions are listed in one table (`TRANSITIONS`).
+ * watches, and on loss reconnects with backoff. Its whole behaviour is one pure function,
+ * {@link step}, from a state (a union whose members carry their own data) and an event to the
+ * next state and the effects to run; this class only runs those effects (timers, the connect
+ * call, watching, disposing) and feeds their outcomes back in as events.
  *
  * - Failures reported for the same connection generation join one reconnect.
  * - The backoff resets only once a connection has stayed up `minUptime` (flapping guard).
  * - After `maxAttempts` failed attempts in one outage: state `failed`, one `gaveUp` event, every
  *   waiter rejected with `ERR_RECONNECT_GAVE_UP`, no timer left.
  * - `close()` settles everything from any state and leaves no handle behind.
- * - Events are delivered after each step of the machine completes, so a listener may call
- *   back into it (even `close()`); a throwing listener is reported, never propagated.
+ * - Events are delivered after each step completes, so a listener may call back into it (even
+ *   `close()`); a throwing listener is reported, never propagated.
+ *
+ * It is also a {@link Readiness}: `ready` and `whenReady()`, which a retry waits on.
  *
  * @example
  * ```ts
@@ -164,37 +151,26 @@ type Pending<E> = { [K in keyof E]: [K, E[K]] }[keyof E];
  * const client = await r.acquire();
  * ```
  */
-export class Reconnector<C> {
+export class Reconnector<C> implements Readiness {
   readonly events = new TypedEmitter<ReconnectorEvents>({ channel: 'towerline:reconnect' });
   readonly name: string;
+  readonly isConnectionError: (error: unknown) => boolean;
   readonly #connect: ReconnectorOptions<C>['connect'];
   readonly #watch: ReconnectorOptions<C>['watch'];
   readonly #dispose: ReconnectorOptions<C>['dispose'];
-  readonly #policy: IntervalFunction;
-  readonly #maxAttempts: number;
-  readonly #connectTimeout: number;
-  readonly #minUptime: number;
   readonly #clock: Clock;
-  readonly isConnectionError: (error: unknown) => boolean;
-  readonly #retryOn: ((error: unknown) => boolean) | undefined;
+  readonly #env: Omit<MachineEnv, 'now'>;
 
-  #state: ConnectionState = 'idle';
+  #state: MachineState<C> = initialState();
+  /** The live connection: `#state.conn` while connected, read on every request. */
   #conn: C | undefined;
-  #generation = 0;
-  #healthy = false;
-  /** Consecutive failures since the last healthy connection: the backoff's attempt index. */
-  #failures = 0;
-  /** Connect attempts in the current outage, compared with `maxAttempts`. */
-  #attempts = 0;
-  #downSince: number | undefined;
-  /** The attempt in flight or the live connection's lifetime signal. */
+  #timer: TimerHandle | undefined;
+  /** The signal of the attempt in flight, then of the connection it made. */
   #lifetime: AbortController | undefined;
   #unwatch: (() => void) | undefined;
-  #backoffTimer: TimerHandle | undefined;
-  #connectTimer: TimerHandle | undefined;
-  #uptimeTimer: TimerHandle | undefined;
-  #failure: TowerlineError | undefined;
   #closing: Promise<void> | undefined;
+  /** The dispose of the connection that was live at `close()`. */
+  #closeDispose: Promise<void> | undefined;
   readonly #waiters = new Set<Waiter<C>>();
   readonly #stats: ReconnectorStats = {
     attempts: 0,
@@ -204,7 +180,9 @@ export class Reconnector<C> {
     lastError: undefined,
     downtimeMs: 0,
   };
-  #pending: Array<Pending<ReconnectorEvents>> = [];
+  readonly #inbox: MachineEvent<C>[] = [];
+  #notices: Notice[] = [];
+  #running = false;
   #flushing = false;
 
   constructor(options: ReconnectorOptions<C>) {
@@ -228,25 +206,36 @@ export class Reconnector<C> {
     if (!(minUptime >= 0)) {
       invalidArgument('minUptime', `expected ms >= 0 or Infinity, got ${minUptime}`);
     }
+    const policy = options.policy ?? defaultReconnectPolicy(options.random);
+    if (typeof policy?.next !== 'function')
+      invalidArgument('policy', 'expected an IntervalFunction');
+    const retryOn = options.retryOn;
     this.#connect = options.connect;
     this.#watch = options.watch;
     this.#dispose = options.dispose;
-    this.#policy = options.policy ?? defaultReconnectPolicy(options.random);
-    if (typeof this.#policy?.next !== 'function') {
-      invalidArgument('policy', 'expected an IntervalFunction');
-    }
-    this.#maxAttempts = maxAttempts;
-    this.#connectTimeout = connectTimeout;
-    this.#minUptime = minUptime;
     this.#clock = options.clock ?? systemClock;
     this.isConnectionError = options.isConnectionError ?? isSocketError;
-    this.#retryOn = options.retryOn;
     this.name = options.name ?? 'reconnector';
     this.events.source = this.name;
+    this.#env = {
+      name: this.name,
+      maxAttempts,
+      connectTimeout,
+      minUptime,
+      delay: (failures, error) => policy.next(failures, error),
+      retryable: (error) => {
+        if (!retryOn) return true;
+        try {
+          return retryOn(error) !== false;
+        } catch {
+          return true; // a broken predicate must not stop recovery
+        }
+      },
+    };
   }
 
   get state(): ConnectionState {
-    return this.#state;
+    return this.#state.kind;
   }
 
   /** The live connection, or `undefined` unless the state is `connected`. */
@@ -256,12 +245,17 @@ export class Reconnector<C> {
 
   /** Increments with every connection made; a request remembers the one it ran on. */
   get generation(): number {
-    return this.#generation;
+    return this.#state.generation;
   }
 
   /** True from the moment the live connection proved itself until it is lost. */
   get healthy(): boolean {
-    return this.#healthy;
+    return this.#state.kind === 'connected' && this.#state.healthy;
+  }
+
+  /** True while connected ({@link Readiness}). */
+  get ready(): boolean {
+    return this.#conn !== undefined;
   }
 
   /** The clock every timer of this reconnector runs on. */
@@ -271,7 +265,12 @@ export class Reconnector<C> {
 
   /** The `ERR_RECONNECT_GAVE_UP` error once the state is `failed`. */
   get failure(): TowerlineError | undefined {
-    return this.#failure;
+    return this.#state.kind === 'failed' ? this.#state.failure : undefined;
+  }
+
+  /** A snapshot of the machine's state, with its data (for tests and debugging). */
+  get snapshot(): Readonly<MachineState<C>> {
+    return this.#state;
   }
 
   get stats(): Readonly<ReconnectorStats> {
@@ -280,9 +279,7 @@ export class Reconnector<C> {
 
   /** Starts connecting if idle. Safe to call in any state. */
   start(): void {
-    if (this.#state !== 'idle') return;
-    this.#attemptNow();
-    this.#flush();
+    if (this.#state.kind === 'idle') this.#dispatch({ type: 'start' });
   }
 
   /**
@@ -290,9 +287,10 @@ export class Reconnector<C> {
    * `ERR_RECONNECT_GAVE_UP` after giving up, or with `signal.reason` on abort.
    */
   acquire(signal?: AbortSignal): Promise<C> {
-    if (this.#state === 'connected') return Promise.resolve(this.#conn as C);
-    if (this.#state === 'closed') return Promise.reject(closedError());
-    if (this.#state === 'failed') return Promise.reject(this.#failure);
+    const s = this.#state;
+    if (s.kind === 'connected') return Promise.resolve(s.conn);
+    if (s.kind === 'closed') return Promise.reject(closedError());
+    if (s.kind === 'failed') return Promise.reject(s.failure);
     if (signal?.aborted) return Promise.reject(signal.reason);
     const promise = new Promise<C>((resolve, reject) => {
       const waiter: Waiter<C> = { resolve, reject, cleanup: undefined };
@@ -310,24 +308,27 @@ export class Reconnector<C> {
     return promise;
   }
 
+  /** Resolves once connected ({@link Readiness}); starts connecting if idle. */
+  whenReady(signal?: AbortSignal): Promise<void> {
+    return this.acquire(signal).then(noop);
+  }
+
   /**
    * Reports that connection `generation` is broken (a request on it failed with a connection
    * error). Reports for an older generation, or repeated reports, join the reconnect already
    * under way.
    */
   reportLost(generation: number, error?: unknown): void {
-    if (this.#state !== 'connected' || generation !== this.#generation) return;
-    this.#lost(error ?? new TowerlineError('ERR_CONNECTION_LOST', 'connection reported lost'));
-    this.#flush();
+    if (this.#state.kind !== 'connected' || generation !== this.#state.generation) return;
+    this.#dispatch({ type: 'lost', generation, error: error ?? lostError() });
   }
 
   /**
    * Declares connection `generation` (default: the live one) healthy at once and resets the
    * backoff, as `minUptime` would. Streams call it when the rebuilt stream yields.
    */
-  markHealthy(generation: number = this.#generation): void {
-    this.#becomeHealthy(generation);
-    this.#flush();
+  markHealthy(generation: number = this.#state.generation): void {
+    this.#dispatch({ type: 'markHealthy', generation });
   }
 
   /**
@@ -337,13 +338,9 @@ export class Reconnector<C> {
    */
   close(): Promise<void> {
     if (this.#closing) return this.#closing;
-    const conn = this.#conn;
-    this.#teardown();
-    this.#transition('closed');
-    this.#rejectWaiters(closedError());
-    this.#emit('closed', {});
-    this.#closing = conn === undefined ? Promise.resolve() : this.#disposeConn(conn);
-    this.#flush();
+    this.#dispatch({ type: 'close' });
+    // Read a turn later: a close() made from inside a step runs when that step is done.
+    this.#closing = Promise.resolve().then(() => this.#closeDispose);
     return this.#closing;
   }
 
@@ -351,27 +348,83 @@ export class Reconnector<C> {
     return this.close();
   }
 
-  // ---- the machine's steps; each leaves the state consistent before any event is delivered
+  // ---- the interpreter: feeds events to `step`, runs its effects, then tells the listeners
 
-  #attemptNow(): void {
-    this.#transition('connecting');
-    const attempt = ++this.#attempts;
-    this.#stats.attempts++;
+  /** Runs an event to completion; events raised meanwhile (a `lost` inside `watch`) queue behind it. */
+  #dispatch(event: MachineEvent<C>): void {
+    this.#inbox.push(event);
+    if (this.#running) return;
+    this.#running = true;
+    try {
+      for (let e = this.#inbox.shift(); e !== undefined; e = this.#inbox.shift()) {
+        const from = this.#state;
+        const { state, effects } = step(from, e, { ...this.#env, now: this.#clock.now() });
+        if (state !== from) {
+          if (state.kind !== from.kind && !canTransition(from.kind, state.kind)) {
+            throw new IllegalTransitionError(from.kind, state.kind);
+          }
+          this.#timer = this.#cancel(this.#timer);
+          this.#state = state;
+          this.#conn = state.kind === 'connected' ? state.conn : undefined;
+        }
+        for (const effect of effects) this.#run(effect);
+      }
+      this.#settleWaiters();
+    } finally {
+      this.#running = false;
+    }
+    this.#flush();
+  }
+
+  #run(effect: Effect<C>): void {
+    switch (effect.type) {
+      case 'connect':
+        this.#startAttempt(effect.attempt, effect.serial);
+        return;
+      case 'abort':
+        this.#lifetime?.abort(effect.reason);
+        this.#lifetime = undefined;
+        return;
+      case 'arm': {
+        const { serial } = effect;
+        this.#timer = this.#clock.setTimeout(() => {
+          this.#timer = undefined;
+          this.#dispatch({ type: 'timer', serial });
+        }, effect.ms);
+        if (effect.unref) this.#clock.unref?.(this.#timer);
+        return;
+      }
+      case 'watch':
+        this.#startWatching(effect.conn, effect.generation);
+        return;
+      case 'unwatch': {
+        const unwatch = this.#unwatch;
+        this.#unwatch = undefined;
+        try {
+          unwatch?.();
+        } catch {
+          // A broken unwatch must not stop the machine.
+        }
+        return;
+      }
+      case 'dispose': {
+        const disposed = this.#disposeConn(effect.conn);
+        if (this.#state.kind === 'closed') this.#closeDispose ??= disposed;
+        return;
+      }
+      case 'emit':
+        this.#count(effect.notice);
+        this.#notices.push(effect.notice);
+        return;
+      case 'raise':
+        this.#inbox.push(effect.event);
+        return;
+    }
+  }
+
+  #startAttempt(attempt: number, serial: number): void {
     const lifetime = new AbortController();
     this.#lifetime = lifetime;
-    this.#emit('connecting', { attempt });
-    if (Number.isFinite(this.#connectTimeout)) {
-      const ms = this.#connectTimeout;
-      this.#connectTimer = this.#clock.setTimeout(() => {
-        this.#connectTimer = undefined;
-        const error = new TowerlineError(
-          'ERR_CONNECT_TIMEOUT',
-          `connect attempt ${attempt} timed out after ${ms} ms`,
-        );
-        this.#attemptFailed(lifetime, error);
-        this.#flush();
-      }, ms);
-    }
     let promise: Promise<C>;
     try {
       promise = Promise.resolve(this.#connect({ attempt, signal: lifetime.signal }));
@@ -379,152 +432,58 @@ export class Reconnector<C> {
       promise = Promise.reject(error);
     }
     promise.then(
-      (conn) => {
-        this.#attemptSucceeded(lifetime, attempt, conn);
-        this.#flush();
-      },
-      (error: unknown) => {
-        this.#attemptFailed(lifetime, error);
-        this.#flush();
-      },
+      (conn) => this.#dispatch({ type: 'connectSucceeded', serial, conn }),
+      (error: unknown) => this.#dispatch({ type: 'connectFailed', serial, error }),
     );
   }
 
-  #attemptSucceeded(lifetime: AbortController, attempt: number, conn: C): void {
-    if (this.#lifetime !== lifetime || this.#state !== 'connecting') {
-      // Too late: timed out or closed meanwhile. Nobody will ever use it.
-      void this.#disposeConn(conn);
-      return;
-    }
-    this.#connectTimer = this.#cancel(this.#connectTimer);
-    this.#conn = conn;
-    const generation = ++this.#generation;
-    const downtimeMs = this.#downSince === undefined ? 0 : this.#clock.now() - this.#downSince;
-    if (this.#downSince !== undefined) this.#stats.downtimeMs += downtimeMs;
-    this.#downSince = undefined;
-    if (generation > 1) this.#stats.reconnects++;
-    this.#transition('connected');
-    this.#emit('connected', { attempt, downtimeMs, generation });
+  #startWatching(conn: C, generation: number): void {
     try {
       const unwatch = this.#watch?.(conn, (error) => this.reportLost(generation, error));
-      if (typeof unwatch === 'function') {
-        // `lost` may have fired inside watch(): then the connection is already gone.
-        if (this.#isLive(generation)) this.#unwatch = unwatch;
-        else unwatch();
-      }
+      if (typeof unwatch !== 'function') return;
+      // `lost` may have been called inside watch(): then it is queued, and will unwatch.
+      this.#unwatch = unwatch;
     } catch (error) {
-      if (this.#isLive(generation)) this.#lost(error);
-      return;
-    }
-    if (!this.#isLive(generation)) return;
-    if (this.#minUptime === 0) this.#becomeHealthy(generation);
-    else if (Number.isFinite(this.#minUptime)) {
-      this.#uptimeTimer = this.#clock.setTimeout(() => {
-        this.#uptimeTimer = undefined;
-        this.#becomeHealthy(generation);
-        this.#flush();
-      }, this.#minUptime);
-      this.#clock.unref?.(this.#uptimeTimer);
-    }
-    for (const waiter of this.#takeWaiters()) waiter.resolve(conn);
-  }
-
-  /** Whether connection `generation` is still the live one (listeners and watch() may end it). */
-  #isLive(generation: number): boolean {
-    return this.#generation === generation && this.#state === 'connected';
-  }
-
-  #attemptFailed(lifetime: AbortController, error: unknown): void {
-    if (this.#lifetime !== lifetime || this.#state !== 'connecting') return;
-    this.#connectTimer = this.#cancel(this.#connectTimer);
-    this.#lifetime = undefined;
-    lifetime.abort(error);
-    this.#stats.failures++;
-    this.#stats.lastError = error;
-    this.#downSince ??= this.#clock.now();
-    this.#failures++;
-    this.#scheduleOrGiveUp(error);
-  }
-
-  #lost(error: unknown): void {
-    const conn = this.#conn as C;
-    const generation = this.#generation;
-    this.#teardown(error);
-    this.#stats.disconnects++;
-    this.#stats.lastError = error;
-    this.#downSince = this.#clock.now();
-    this.#failures++;
-    this.#emit('disconnected', { error, generation });
-    void this.#disposeConn(conn);
-    this.#scheduleOrGiveUp(error);
-  }
-
-  #scheduleOrGiveUp(error: unknown): void {
-    if (this.#attempts >= this.#maxAttempts || !this.#worthRetrying(error)) {
-      this.#giveUp(error);
-      return;
-    }
-    const raw = this.#policy.next(this.#failures, error);
-    const delayMs = Number.isFinite(raw) && raw > 0 ? raw : 0;
-    this.#transition('reconnecting');
-    this.#emit('reconnectScheduled', { attempt: this.#attempts + 1, delayMs, error });
-    this.#backoffTimer = this.#clock.setTimeout(() => {
-      this.#backoffTimer = undefined;
-      if (this.#state !== 'reconnecting') return;
-      this.#attemptNow();
-      this.#flush();
-    }, delayMs);
-  }
-
-  #worthRetrying(error: unknown): boolean {
-    if (!this.#retryOn) return true;
-    try {
-      return this.#retryOn(error) !== false;
-    } catch {
-      return true; // a broken predicate must not stop recovery
+      this.#dispatch({ type: 'lost', generation, error });
     }
   }
 
-  #giveUp(error: unknown): void {
-    const attempts = this.#attempts;
-    this.#teardown();
-    this.#transition('failed');
-    this.#failure = new TowerlineError(
-      'ERR_RECONNECT_GAVE_UP',
-      `${this.name}: gave up after ${attempts} connect attempts (last error: ${describeError(error)})`,
-      { cause: error, attempts },
-    );
-    this.#rejectWaiters(this.#failure);
-    this.#emit('gaveUp', { attempts, error });
-  }
-
-  #becomeHealthy(generation: number): void {
-    if (this.#state !== 'connected' || generation !== this.#generation || this.#healthy) return;
-    this.#uptimeTimer = this.#cancel(this.#uptimeTimer);
-    this.#healthy = true;
-    this.#failures = 0;
-    this.#attempts = 0;
-    this.#emit('healthy', { generation });
-  }
-
-  /** Drops the live connection's watch, timers and signal; leaves the state to the caller. */
-  #teardown(reason: unknown = closedError()): void {
-    this.#backoffTimer = this.#cancel(this.#backoffTimer);
-    this.#connectTimer = this.#cancel(this.#connectTimer);
-    this.#uptimeTimer = this.#cancel(this.#uptimeTimer);
-    const unwatch = this.#unwatch;
-    this.#unwatch = undefined;
-    if (unwatch) {
-      try {
-        unwatch();
-      } catch {
-        // A broken unwatch must not stop the machine.
-      }
+  /** Waiters follow the state the machine came to rest in. */
+  #settleWaiters(): void {
+    if (this.#waiters.size === 0) return;
+    const s = this.#state;
+    if (s.kind !== 'connected' && s.kind !== 'failed' && s.kind !== 'closed') return;
+    const waiters = [...this.#waiters];
+    this.#waiters.clear();
+    const error = s.kind === 'failed' ? s.failure : closedError();
+    for (const w of waiters) {
+      w.cleanup?.();
+      if (s.kind === 'connected') w.resolve(s.conn);
+      else w.reject(error);
     }
-    this.#lifetime?.abort(reason);
-    this.#lifetime = undefined;
-    this.#conn = undefined;
-    this.#healthy = false;
+  }
+
+  #count([event, payload]: Notice): void {
+    const stats = this.#stats;
+    switch (event) {
+      case 'connecting':
+        stats.attempts++;
+        return;
+      case 'connectFailed':
+        stats.failures++;
+        stats.lastError = payload.error;
+        return;
+      case 'connected':
+        stats.downtimeMs += payload.downtimeMs;
+        if (payload.generation > 1) stats.reconnects++;
+        return;
+      case 'disconnected':
+        stats.disconnects++;
+        stats.lastError = payload.error;
+        return;
+      default:
+        return;
+    }
   }
 
   #cancel(handle: TimerHandle | undefined): undefined {
@@ -540,44 +499,24 @@ export class Reconnector<C> {
     }
   }
 
-  #takeWaiters(): Waiter<C>[] {
-    const waiters = [...this.#waiters];
-    this.#waiters.clear();
-    for (const w of waiters) w.cleanup?.();
-    return waiters;
-  }
-
-  #rejectWaiters(error: unknown): void {
-    for (const waiter of this.#takeWaiters()) waiter.reject(error);
-  }
-
-  #transition(to: ConnectionState): void {
-    const from = this.#state;
-    if (!canTransition(from, to)) throw new IllegalTransitionError(from, to);
-    this.#state = to;
-    this.#emit('stateChange', { from, to });
-  }
-
-  #emit<K extends keyof ReconnectorEvents>(event: K, payload: ReconnectorEvents[K]): void {
-    this.#pending.push([event, payload] as Pending<ReconnectorEvents>);
-  }
-
-  /** Delivers queued events in order; re-entrant calls append and are delivered by the outer loop. */
+  /** Delivers queued notices in order; re-entrant steps append and are delivered by the outer loop. */
   #flush(): void {
-    if (this.#flushing) return;
+    if (this.#running || this.#flushing) return;
     this.#flushing = true;
     try {
-      for (let i = 0; i < this.#pending.length; i++) {
-        const [event, payload] = this.#pending[i]!;
+      for (let i = 0; i < this.#notices.length; i++) {
+        const [event, payload] = this.#notices[i]!;
         this.events.emit(event, payload as never);
       }
     } finally {
-      this.#pending = [];
+      this.#notices = [];
       this.#flushing = false;
     }
   }
 }
 
-function closedError(): TowerlineError {
-  return new TowerlineError('ERR_CLOSED', 'the reconnector is closed');
+function noop(): void {}
+
+function lostError(): TowerlineError {
+  return new TowerlineError('ERR_CONNECTION_LOST', 'connection reported lost');
 }

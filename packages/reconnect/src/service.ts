@@ -1,25 +1,37 @@
 import {
   type CallContext,
+  type FusableService,
+  type FusedPath,
+  fused,
   invalidArgument,
+  isRequestContext,
+  isTowerlineError,
   type Layer,
-  type Service,
-  type TimerHandle,
+  type RequestContext,
   TowerlineError,
   TypedEmitter,
 } from '@towerline/core';
+import { RequestQueue } from './queue.js';
 import type { Reconnector } from './reconnector.js';
 
 export interface ReconnectServiceOptions<C, Req, Res> {
   /** Runs one request on a live connection. Must settle once the connection is disposed. */
   call: (conn: C, req: Req, ctx?: CallContext) => Promise<Res>;
   /**
-   * Whether a request that was in flight when the link died may run again on the next
-   * connection (it is idempotent). Default `false`: it rejects with `ERR_CONNECTION_LOST` and
-   * `mayHaveExecuted: true`, and the caller decides.
+   * Whether a request is idempotent (safe to run twice), asked when the context does not say
+   * (`ctx.idempotent` wins). An idempotent request in flight when the link died runs once more
+   * on the next connection, within the request's attempts and budget; any other rejects with
+   * `ERR_CONNECTION_LOST` and `mayHaveExecuted: true`, and the caller decides. Default `false`.
    */
   retryOnReconnect?: boolean | ((req: Req) => boolean);
   /** Whether a request's error means the connection broke. Default: the reconnector's. */
   isConnectionError?: (error: unknown) => boolean;
+  /**
+   * Whether an error proves the request never left the client (the socket was already
+   * unwritable). Such a request waits for the next connection like any queued request, and is
+   * never reported as "may have executed". `ERR_NOT_SENT` errors always count.
+   */
+  neverWritten?: (error: unknown) => boolean;
   /** Requests held while there is no connection; beyond it `ERR_QUEUE_FULL`. Default 1 000. */
   maxQueued?: number;
   /** Bytes held while there is no connection (by `sizeOf`). Default 16 MiB. */
@@ -43,6 +55,8 @@ export interface ReconnectServiceStats {
   retriedOnReconnect: number;
   /** In-flight requests rejected with `mayHaveExecuted: true`. */
   mayHaveExecuted: number;
+  /** Requests the client provably never wrote, queued again for the next connection. */
+  requeued: number;
 }
 
 /** Why a request was refused without a result. */
@@ -55,33 +69,7 @@ export type ReconnectServiceEvents = {
   retriedOnReconnect: Record<string, never>;
 };
 
-interface Queued<Req, Res> {
-  req: Req;
-  ctx: CallContext | undefined;
-  retried: boolean;
-  size: number;
-  resolve: (res: Res | Promise<Res>) => void;
-  reject: (error: unknown) => void;
-  cleanup: (() => void) | undefined;
-  timer: TimerHandle | undefined;
-}
-
-export function defaultSizeOf(req: unknown): number {
-  if (typeof req === 'string') return req.length;
-  if (ArrayBuffer.isView(req)) return req.byteLength;
-  if (Array.isArray(req)) {
-    let n = 0;
-    for (const part of req)
-      n += typeof part === 'string' || ArrayBuffer.isView(part) ? defaultSizeOf(part) : 8;
-    return n;
-  }
-  if (req === null || typeof req !== 'object') return 8;
-  try {
-    return JSON.stringify(req)?.length ?? 8;
-  } catch {
-    return 64;
-  }
-}
+export { defaultSizeOf } from './queue.js';
 
 const mayHaveExecuted = (error: unknown) =>
   new TowerlineError(
@@ -90,59 +78,51 @@ const mayHaveExecuted = (error: unknown) =>
     { cause: error, mayHaveExecuted: true },
   );
 
+const notSentByTowerline = (error: unknown) => isTowerlineError(error, 'ERR_NOT_SENT');
+
 /**
  * A service whose requests run on the connection a {@link Reconnector} holds.
  *
  * - Connected: the request runs at once on `reconnector.current` — no `await acquire()`, one
  *   failure handler.
  * - Not connected: it waits in a queue bounded by count and bytes (`ERR_QUEUE_FULL` beyond;
- *   the request never reaches the wire) and by `queueTimeout`; queued requests run in order
- *   on the next connection, after the connection's own setup.
- * - In flight when the link died: run once more on the new connection if `retryOnReconnect`
- *   says it is idempotent, else rejected with `ERR_CONNECTION_LOST`, `mayHaveExecuted: true`.
+ *   the request never reaches the wire), by `queueTimeout` and by the context's deadline;
+ *   queued requests run in order on the next connection, after the connection's own setup.
+ * - Never written (the connector proves it): queued again for the next connection, never
+ *   "may have executed".
+ * - In flight when the link died: run once more on the new connection if the request is
+ *   idempotent (the context's `idempotent`, else `retryOnReconnect`) and the request's context
+ *   allows another attempt (its `attempts`, `maxAttempts` and `budget`, shared with any retry
+ *   layer above); else rejected with `ERR_CONNECTION_LOST`, `mayHaveExecuted: true`, and the
+ *   context marked so (a retry layer above then repeats it only if it is idempotent).
+ * - Aborted: before it starts it never reaches the wire; while queued it leaves the queue at
+ *   once (its count and bytes freed); in flight it rejects at once with the signal's reason and
+ *   the context is marked "may have executed".
  * - Closed or given up: every queued request is rejected; none is ever left pending.
  */
-export class ReconnectService<C, Req, Res> implements Service<Req, Res> {
+export class ReconnectService<C, Req, Res> implements FusableService<Req, Res> {
   readonly reconnector: Reconnector<C>;
   /** `rejected {reason}` and `retriedOnReconnect`, on channel `towerline:reconnect:*` too. */
   readonly events = new TypedEmitter<ReconnectServiceEvents>({ channel: 'towerline:reconnect' });
+  /** @internal The split call {@link RetryLayer} and other towerline layers fuse with. */
+  readonly [fused]: FusedPath<Req, Res>;
   readonly #call: (conn: C, req: Req, ctx?: CallContext) => Promise<Res>;
   readonly #idempotent: (req: Req) => boolean;
   readonly #isConnectionError: (error: unknown) => boolean;
-  readonly #maxQueued: number;
-  readonly #maxQueuedBytes: number;
-  readonly #sizeOf: (req: Req) => number;
-  readonly #queueTimeout: number;
-  #queue: Queued<Req, Res>[] = [];
-  #waiting = false;
-  readonly #stats: ReconnectServiceStats = {
-    queued: 0,
-    queuedBytes: 0,
-    queueFull: 0,
-    queueTimeouts: 0,
-    retriedOnReconnect: 0,
-    mayHaveExecuted: 0,
-  };
+  readonly #neverWritten: (error: unknown) => boolean;
+  readonly #queue: RequestQueue<C, Req, Res>;
+  readonly #counts = { retriedOnReconnect: 0, mayHaveExecuted: 0, requeued: 0 };
 
   constructor(reconnector: Reconnector<C>, options: ReconnectServiceOptions<C, Req, Res>) {
     if (typeof options?.call !== 'function') invalidArgument('call', 'expected a function');
-    const {
-      retryOnReconnect = false,
-      maxQueued = 1_000,
-      maxQueuedBytes = 16 * 1024 * 1024,
-      queueTimeout = 30_000,
-    } = options;
-    if (!(Number.isInteger(maxQueued) && maxQueued >= 0)) {
-      invalidArgument('maxQueued', `expected an integer >= 0, got ${maxQueued}`);
-    }
-    if (!(maxQueuedBytes >= 0)) {
-      invalidArgument('maxQueuedBytes', `expected >= 0, got ${maxQueuedBytes}`);
-    }
-    if (!(queueTimeout > 0)) {
-      invalidArgument('queueTimeout', `expected ms > 0 or Infinity, got ${queueTimeout}`);
-    }
+    const { retryOnReconnect = false } = options;
     if (typeof retryOnReconnect !== 'boolean' && typeof retryOnReconnect !== 'function') {
       invalidArgument('retryOnReconnect', 'expected a boolean or a function');
+    }
+    for (const name of ['isConnectionError', 'neverWritten', 'sizeOf'] as const) {
+      if (options[name] !== undefined && typeof options[name] !== 'function') {
+        invalidArgument(name, 'expected a function');
+      }
     }
     this.reconnector = reconnector;
     this.events.source = reconnector.name;
@@ -150,25 +130,43 @@ export class ReconnectService<C, Req, Res> implements Service<Req, Res> {
     this.#idempotent =
       typeof retryOnReconnect === 'function' ? retryOnReconnect : () => retryOnReconnect;
     this.#isConnectionError = options.isConnectionError ?? reconnector.isConnectionError;
-    this.#maxQueued = maxQueued;
-    this.#maxQueuedBytes = maxQueuedBytes;
-    this.#sizeOf = options.sizeOf ?? defaultSizeOf;
-    this.#queueTimeout = queueTimeout;
+    const neverWritten = options.neverWritten;
+    this.#neverWritten = neverWritten
+      ? (error) => notSentByTowerline(error) || neverWritten(error)
+      : notSentByTowerline;
+    this.#queue = new RequestQueue(reconnector, options, {
+      run: (conn, req, ctx, retried) => this.#run(conn, req, ctx, retried),
+      rejected: (reason, error) => this.#rejected(reason, error),
+    });
+    this[fused] = {
+      start: (req, c) => {
+        c.wire = undefined;
+        if (c.signal?.aborted) return Promise.reject(c.signal.reason);
+        const conn = this.reconnector.current;
+        if (conn === undefined) return this.#queue.add(req, c, false);
+        c.wire = this.reconnector.generation;
+        return this.#send(conn, req, c);
+      },
+      // `wire` unset: the promise was the queue's, whose requests carry their own recovery.
+      recover: (error, req, c) =>
+        c.wire === undefined ? Promise.reject(error) : this.#failed(error, c.wire, req, c, false),
+    };
   }
 
   get stats(): Readonly<ReconnectServiceStats> {
-    return { ...this.#stats };
+    return { ...this.#queue.stats, ...this.#counts };
   }
 
   call(req: Req, ctx?: CallContext): Promise<Res> {
+    if (ctx?.signal?.aborted) return Promise.reject(ctx.signal.reason);
     const conn = this.reconnector.current;
-    if (conn === undefined) return this.#enqueue(req, ctx, false);
+    if (conn === undefined) return this.#queue.add(req, ctx, false);
     return this.#run(conn, req, ctx, false);
   }
 
   /** Rejects every queued request with `ERR_CLOSED` and closes the reconnector. */
   close(): Promise<void> {
-    return this.reconnector.close().finally(() => this.#failQueue());
+    return this.reconnector.close().finally(() => this.#queue.failAll());
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -177,166 +175,110 @@ export class ReconnectService<C, Req, Res> implements Service<Req, Res> {
 
   /** The connected path: one call on the live connection and one failure handler. */
   #run(conn: C, req: Req, ctx: CallContext | undefined, retried: boolean): Promise<Res> {
+    const generation = this.reconnector.generation;
     let result: Promise<Res>;
     try {
-      result = this.#call(conn, req, ctx);
+      result = this.#send(conn, req, ctx);
     } catch (error) {
-      return this.#failed(error, conn, req, ctx, retried);
+      return this.#failed(error, generation, req, ctx, retried);
     }
-    return result.then(undefined, (error: unknown) => this.#failed(error, conn, req, ctx, retried));
+    return result.then(undefined, (error: unknown) =>
+      this.#failed(error, generation, req, ctx, retried),
+    );
+  }
+
+  /** One write to the wire; with a signal, an abort in flight rejects at once. */
+  #send(conn: C, req: Req, ctx: CallContext | undefined): Promise<Res> {
+    const signal = ctx?.signal;
+    if (signal === undefined) return this.#call(conn, req, ctx);
+    if (signal.aborted) return Promise.reject(signal.reason);
+    const sent = this.#call(conn, req, ctx);
+    return new Promise<Res>((resolve, reject) => {
+      // The reply, if it comes, is dropped: the caller has gone.
+      const onAbort = () => reject(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+      sent.then(
+        (value) => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(value);
+        },
+        (error: unknown) => {
+          signal.removeEventListener('abort', onAbort);
+          reject(error);
+        },
+      );
+    });
   }
 
   #failed(
     error: unknown,
-    conn: C,
+    generation: number,
     req: Req,
     ctx: CallContext | undefined,
     retried: boolean,
   ): Promise<Res> {
     const r = this.reconnector;
-    const brokenByError = this.#isConnectionError(error);
+    const c = isRequestContext(ctx) ? ctx : undefined;
+    if (c !== undefined && c.attempts === 0) c.attempts = 1;
+    if (ctx?.signal?.aborted) {
+      // Aborted in flight: the request was written and may run; the caller is told at once.
+      if (c !== undefined) c.mayHaveExecuted = true;
+      return Promise.reject(ctx.signal.reason);
+    }
+    const unwritten = this.#neverWritten(error);
+    const broken = unwritten || this.#isConnectionError(error);
     // The connection the request ran on is no longer the live one: it was lost meanwhile.
-    const linkGone = r.current !== conn;
-    if (!brokenByError && !linkGone) return Promise.reject(error);
-    if (brokenByError && !linkGone) r.reportLost(r.generation, error);
-    if (ctx?.signal?.aborted) return Promise.reject(ctx.signal.reason);
-    if (!retried && this.#idempotent(req) && r.state !== 'closed' && r.state !== 'failed') {
-      this.#stats.retriedOnReconnect++;
+    const linkGone = r.current === undefined || r.generation !== generation;
+    if (!broken && !linkGone) return Promise.reject(error);
+    if (broken && !linkGone) r.reportLost(generation, error);
+    if (unwritten) {
+      this.#counts.requeued++;
+      return this.#queue.add(req, ctx, retried);
+    }
+    const idempotent = this.#isIdempotent(req, c ?? ctx);
+    if (c !== undefined) {
+      c.mayHaveExecuted = true;
+      c.connection = r;
+    }
+    if (!retried && idempotent && r.state !== 'closed' && r.state !== 'failed' && mayRepeat(c)) {
+      this.#counts.retriedOnReconnect++;
       this.events.emit('retriedOnReconnect', {});
       const next = r.current;
-      return next !== undefined && next !== conn
+      return next !== undefined && r.generation !== generation
         ? this.#run(next, req, ctx, true)
-        : this.#enqueue(req, ctx, true);
+        : this.#queue.add(req, ctx, true);
     }
-    this.#stats.mayHaveExecuted++;
+    this.#counts.mayHaveExecuted++;
     return Promise.reject(this.#rejected('may_have_executed', mayHaveExecuted(error)));
   }
 
-  #enqueue(req: Req, ctx: CallContext | undefined, retried: boolean): Promise<Res> {
-    const r = this.reconnector;
-    if (r.state === 'closed') {
-      return Promise.reject(new TowerlineError('ERR_CLOSED', 'the service is closed'));
+  /** The context's word, else the classifier's, written back to a request context for the layers above. */
+  #isIdempotent(req: Req, ctx: CallContext | undefined): boolean {
+    if (ctx?.idempotent !== undefined) return ctx.idempotent;
+    let idempotent = false;
+    try {
+      idempotent = this.#idempotent(req) === true;
+    } catch {
+      // A broken classifier makes nothing idempotent.
     }
-    if (r.state === 'failed') return Promise.reject(r.failure);
-    const signal = ctx?.signal;
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    const size = retried ? 0 : this.#sizeOf(req);
-    // A retried request was admitted once already; it is not refused for room.
-    if (
-      !retried &&
-      (this.#queue.length >= this.#maxQueued ||
-        this.#stats.queuedBytes + size > this.#maxQueuedBytes)
-    ) {
-      this.#stats.queueFull++;
-      return Promise.reject(
-        this.#rejected(
-          'queue_full',
-          new TowerlineError(
-            'ERR_QUEUE_FULL',
-            `no connection and the queue is full (${this.#queue.length} requests, ${this.#stats.queuedBytes} bytes)`,
-          ),
-        ),
-      );
-    }
-    const promise = new Promise<Res>((resolve, reject) => {
-      const item: Queued<Req, Res> = {
-        req,
-        ctx,
-        retried,
-        size,
-        resolve,
-        reject,
-        cleanup: undefined,
-        timer: undefined,
-      };
-      if (signal) {
-        const onAbort = () => this.#drop(item, signal.reason);
-        signal.addEventListener('abort', onAbort, { once: true });
-        item.cleanup = () => signal.removeEventListener('abort', onAbort);
-      }
-      if (Number.isFinite(this.#queueTimeout)) {
-        item.timer = r.clock.setTimeout(() => {
-          item.timer = undefined;
-          this.#stats.queueTimeouts++;
-          this.#drop(
-            item,
-            this.#rejected(
-              'queue_timeout',
-              new TowerlineError(
-                'ERR_TIMEOUT',
-                `no connection within ${this.#queueTimeout} ms; the request was not sent`,
-                { mayHaveExecuted: retried },
-              ),
-            ),
-          );
-        }, this.#queueTimeout);
-      }
-      this.#queue.push(item);
-      this.#stats.queued++;
-      this.#stats.queuedBytes += size;
-    });
-    this.#awaitConnection();
-    return promise;
-  }
-
-  #awaitConnection(): void {
-    if (this.#waiting) return;
-    this.#waiting = true;
-    this.reconnector.acquire().then(
-      (conn) => {
-        this.#waiting = false;
-        this.#drain(conn);
-      },
-      (error: unknown) => {
-        this.#waiting = false;
-        this.#failQueue(error);
-      },
-    );
-  }
-
-  /** Runs queued requests in order while `conn` is still the live connection. */
-  #drain(conn: C): void {
-    const r = this.reconnector;
-    while (this.#queue.length > 0 && r.current === conn) {
-      const item = this.#queue.shift()!;
-      this.#release(item);
-      item.resolve(this.#run(conn, item.req, item.ctx, item.retried));
-    }
-    if (this.#queue.length > 0) this.#awaitConnection();
+    if (isRequestContext(ctx)) ctx.idempotent = idempotent;
+    return idempotent;
   }
 
   #rejected(reason: RejectionReason, error: TowerlineError): TowerlineError {
     this.events.emit('rejected', { reason, error });
     return error;
   }
+}
 
-  #drop(item: Queued<Req, Res>, reason: unknown): void {
-    const i = this.#queue.indexOf(item);
-    if (i === -1) return;
-    this.#queue.splice(i, 1);
-    this.#release(item);
-    item.reject(reason);
-  }
-
-  #release(item: Queued<Req, Res>): void {
-    item.cleanup?.();
-    if (item.timer !== undefined) this.reconnector.clock.clearTimeout(item.timer);
-    this.#stats.queued--;
-    this.#stats.queuedBytes -= item.size;
-  }
-
-  #failQueue(error?: unknown): void {
-    const reason =
-      error ??
-      this.reconnector.failure ??
-      new TowerlineError('ERR_CLOSED', 'the service is closed');
-    const queue = this.#queue;
-    this.#queue = [];
-    for (const item of queue) {
-      this.#release(item);
-      item.reject(reason);
-    }
-  }
+/** Whether the request's context allows one more attempt, and its budget pays for it. */
+function mayRepeat(c: RequestContext | undefined): boolean {
+  if (c === undefined) return true;
+  if (!(c.attempts < c.maxAttempts)) return false;
+  if (c.budget !== undefined && !c.budget.withdraw()) return false;
+  c.attempts++;
+  c.connection = undefined;
+  return true;
 }
 
 /**

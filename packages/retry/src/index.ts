@@ -1,6 +1,8 @@
 /**
  * @towerline/retry — `RetryLayer`: retries with a pluggable backoff, server-hinted delays
- * (`Retry-After`) and a shared retry budget, on a happy path that costs one promise hop.
+ * (`Retry-After`) and a shared retry budget, deciding per request on its context (signal,
+ * deadline, idempotency, attempts across the stack), waiting for a lost connection rather than
+ * sleeping blind, on a happy path that costs one promise reaction.
  *
  * @packageDocumentation
  */
@@ -8,11 +10,10 @@ export { RetryBudget, type RetryBudgetOptions } from './budget.js';
 export {
   type BudgetExhaustedEvent,
   type ExhaustedEvent,
+  isFinalError,
   type RetryEvent,
   type RetryEvents,
-  RetryLayer,
   type RetryOptions,
-  RetryService,
-  retry,
-} from './retry.js';
+} from './policy.js';
+export { RetryLayer, RetryService, retry } from './retry.js';
 export { parseRetryAfter } from './retry-after.js';

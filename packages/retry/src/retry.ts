@@ -1,88 +1,29 @@
 import {
+  attemptThrough,
   type CallContext,
-  type Clock,
   describeError,
-  ExponentialRandomBackoff,
-  type IntervalFunction,
-  invalidArgument,
-  isAbortError,
+  type FusableService,
+  type FusedPath,
+  fused,
+  fusedPathOf,
+  RequestContext,
   type Service,
   type ServiceLayer,
-  sleep,
-  systemClock,
   TowerlineError,
   TypedEmitter,
   warnListenerError,
 } from '@towerline/core';
-import pRetry from 'p-retry';
-import type { RetryBudget } from './budget.js';
-
-/** Payload of the `retry` event: attempt `attempt` failed and the next starts after `delayMs`. */
-export interface RetryEvent {
-  attempt: number;
-  delayMs: number;
-  error: unknown;
-}
-
-/** Payload of the `exhausted` event: every attempt failed. */
-export interface ExhaustedEvent {
-  attempts: number;
-  error: unknown;
-}
-
-/** Payload of the `budgetExhausted` event: a retry was refused by the {@link RetryBudget}. */
-export interface BudgetExhaustedEvent {
-  attempt: number;
-  error: unknown;
-}
-
-export type RetryEvents = {
-  retry: RetryEvent;
-  exhausted: ExhaustedEvent;
-  budgetExhausted: BudgetExhaustedEvent;
-};
-
-export interface RetryOptions {
-  /** Attempts in all, the first included; >= 1. Default 3. */
-  maxAttempts?: number;
-  /** Delay between attempts. Default: exponential, full jitter, 100 ms doubling to 10 s. */
-  backoff?: IntervalFunction;
-  /**
-   * Whether `error` (from attempt `attempt`) is worth another attempt. Default: every error
-   * except an `AbortError`. An `AbortError` is never retried, whatever this says.
-   */
-  retryOn?: (error: unknown, attempt: number) => boolean;
-  /**
-   * A delay the error itself asks for (a `Retry-After` header, a server hint), in ms. It wins
-   * over `backoff` for that attempt and is still capped at `maxDelay`. Return `undefined` to
-   * use the backoff.
-   */
-  delayFromError?: (error: unknown, attempt: number) => number | undefined;
-  /** The largest delay ever waited. Default: `backoff.max`, else 10 000 ms. */
-  maxDelay?: number;
-  /** Shared retry budget; every call deposits, every retry withdraws. */
-  budget?: RetryBudget;
-  /** Names this layer in events and metrics. Default `retry`. */
-  name?: string;
-  /**
-   * Called before each wait; a throwing callback is reported (as a process warning, like a
-   * throwing event listener), never propagated.
-   */
-  onRetry?: (event: RetryEvent) => void;
-  clock?: Clock;
-}
-
-const defaultBackoff = () =>
-  new ExponentialRandomBackoff({ initial: 100, multiplier: 2, max: 10_000, jitter: 'full' });
-
-const retryAll = () => true;
-
-/** Carries a failure through p-retry untouched: p-retry rewrites non-`Error`s and `TypeError`s. */
-class AttemptFailure extends Error {
-  constructor(readonly original: unknown) {
-    super('attempt failed');
-  }
-}
+import { pause } from './pause.js';
+import {
+  delayFor,
+  isFinalError,
+  type RetryEvent,
+  type RetryEvents,
+  type RetryOptions,
+  type RetryPolicy,
+  saysMayHaveExecuted,
+  toPolicy,
+} from './policy.js';
 
 function markBudgetExhausted(error: unknown): void {
   if (typeof error === 'object' && error !== null && Object.isExtensible(error)) {
@@ -90,63 +31,40 @@ function markBudgetExhausted(error: unknown): void {
   }
 }
 
-/** Settings shared by every service a {@link RetryLayer} wraps, validated once. */
-interface RetryPolicy {
-  readonly maxAttempts: number;
-  readonly backoff: IntervalFunction;
-  readonly retryOn: (error: unknown, attempt: number) => boolean;
-  readonly delayFromError: ((error: unknown, attempt: number) => number | undefined) | undefined;
-  readonly maxDelay: number;
-  readonly budget: RetryBudget | undefined;
-  readonly onRetry: ((event: RetryEvent) => void) | undefined;
-  readonly clock: Clock;
-  readonly events: TypedEmitter<RetryEvents>;
-}
-
-function toPolicy(options: RetryOptions, events: TypedEmitter<RetryEvents>): RetryPolicy {
-  const { maxAttempts = 3 } = options;
-  if (!(Number.isInteger(maxAttempts) || maxAttempts === Number.POSITIVE_INFINITY)) {
-    invalidArgument('maxAttempts', `expected an integer >= 1, got ${String(maxAttempts)}`);
-  }
-  if (maxAttempts < 1) invalidArgument('maxAttempts', `expected >= 1, got ${maxAttempts}`);
-  const backoff = options.backoff ?? defaultBackoff();
-  if (typeof backoff?.next !== 'function')
-    invalidArgument('backoff', 'expected an IntervalFunction');
-  const maxDelay = options.maxDelay ?? backoff.max ?? 10_000;
-  if (!(maxDelay >= 0) || !Number.isFinite(maxDelay)) {
-    invalidArgument('maxDelay', `expected a finite number >= 0, got ${String(maxDelay)}`);
-  }
-  for (const name of ['retryOn', 'delayFromError', 'onRetry'] as const) {
-    if (options[name] !== undefined && typeof options[name] !== 'function') {
-      invalidArgument(name, 'expected a function');
-    }
-  }
-  return {
-    maxAttempts,
-    backoff,
-    retryOn: options.retryOn ?? retryAll,
-    delayFromError: options.delayFromError,
-    maxDelay,
-    budget: options.budget,
-    onRetry: options.onRetry,
-    clock: options.clock ?? systemClock,
-    events,
-  };
-}
-
 /**
- * A service that retries its inner service's failures.
+ * A service that retries its inner service's failures, deciding per request on the request's
+ * context (tower's `Policy::retry(req, result)`): its signal, deadline and idempotency, and the
+ * attempts already made for it by any layer.
  *
- * The happy path is one call to the inner service and one promise hop: p-retry, the retry
- * state and every wait come into being only after the first failure.
+ * The happy path is one call to the inner service and one promise reaction — shared with the
+ * inner service's own when it is a towerline layer that offers a fused path (a reconnect
+ * service): a retry over a reconnect costs one reaction, not two. The loop, its waits and its
+ * events exist only after a first failure.
  */
-export class RetryService<Req, Res> implements Service<Req, Res> {
+export class RetryService<Req, Res> implements FusableService<Req, Res> {
+  /** @internal The split call an outer towerline layer fuses with. */
+  readonly [fused]: FusedPath<Req, Res>;
   readonly #inner: Service<Req, Res>;
+  readonly #path: FusedPath<Req, Res> | undefined;
   readonly #policy: RetryPolicy;
 
   constructor(inner: Service<Req, Res>, policy: RetryPolicy) {
     this.#inner = inner;
     this.#policy = policy;
+    const path = fusedPathOf(inner);
+    this.#path = path;
+    this[fused] = {
+      start: (req, c) => {
+        this.#enter(c);
+        if (path !== undefined) return path.start(req, c);
+        if (c.signal?.aborted) return Promise.reject(c.signal.reason);
+        return inner.call(req, c);
+      },
+      recover: (error, req, c) =>
+        path === undefined
+          ? this.#retry(error, req, c)
+          : path.recover(error, req, c).then(undefined, (e: unknown) => this.#retry(e, req, c)),
+    };
   }
 
   /** Events of the layer this service came from. */
@@ -155,14 +73,27 @@ export class RetryService<Req, Res> implements Service<Req, Res> {
   }
 
   call(req: Req, ctx?: CallContext): Promise<Res> {
-    this.#policy.budget?.deposit();
+    const c = RequestContext.from(ctx);
+    this.#enter(c);
+    const path = this.#path;
     let first: Promise<Res>;
-    try {
-      first = this.#inner.call(req, ctx);
-    } catch (error) {
-      return this.#retry(error, req, ctx);
+    if (path !== undefined) {
+      try {
+        first = path.start(req, c);
+      } catch (error) {
+        return path.recover(error, req, c).then(undefined, (e: unknown) => this.#retry(e, req, c));
+      }
+      return first.then(undefined, (error: unknown) =>
+        path.recover(error, req, c).then(undefined, (e: unknown) => this.#retry(e, req, c)),
+      );
     }
-    return first.then(undefined, (error: unknown) => this.#retry(error, req, ctx));
+    if (c.signal?.aborted) return Promise.reject(c.signal.reason);
+    try {
+      first = this.#inner.call(req, c);
+    } catch (error) {
+      return this.#retry(error, req, c);
+    }
+    return first.then(undefined, (error: unknown) => this.#retry(error, req, c));
   }
 
   close(): Promise<void> {
@@ -173,104 +104,93 @@ export class RetryService<Req, Res> implements Service<Req, Res> {
     return this.close();
   }
 
-  /** Attempts 2..maxAttempts, run by p-retry; attempt 1 already failed with `firstError`. */
-  async #retry(firstError: unknown, req: Req, ctx: CallContext | undefined): Promise<Res> {
+  /** The request is about to make its first attempt through this layer. */
+  #enter(c: RequestContext): void {
     const policy = this.#policy;
-    const signal = ctx?.signal;
-    let stopped = false;
-    let lastAttempt = 1;
-    try {
-      return await pRetry(
-        (attempt) => {
-          lastAttempt = attempt;
-          if (attempt === 1) return Promise.reject(new AttemptFailure(firstError));
-          let result: Promise<Res>;
-          try {
-            result = this.#inner.call(req, ctx);
-          } catch (error) {
-            return Promise.reject(new AttemptFailure(error));
-          }
-          return result.then(undefined, (error: unknown) => {
-            throw new AttemptFailure(error);
-          });
-        },
-        {
-          retries: policy.maxAttempts - 1,
-          minTimeout: 0,
-          maxTimeout: 0,
-          factor: 1,
-          randomize: false,
-          ...(signal ? { signal } : {}),
-          shouldRetry: async ({ error, attemptNumber }) => {
-            // p-retry reports an abort that lands while an attempt is in flight as that
-            // attempt's failure (even when the attempt succeeded): stop with the reason, without
-            // asking retryOn about it or announcing a retry that will never happen.
-            signal?.throwIfAborted();
-            const original = (error as AttemptFailure).original;
-            if (!this.#retryable(original, attemptNumber)) {
-              stopped = true;
-              return false;
-            }
-            if (policy.budget && !policy.budget.withdraw()) {
-              stopped = true;
-              markBudgetExhausted(original);
-              policy.events.emit('budgetExhausted', { attempt: attemptNumber, error: original });
-              return false;
-            }
-            const delayMs = this.#delay(original, attemptNumber);
-            const event: RetryEvent = { attempt: attemptNumber, delayMs, error: original };
-            policy.events.emit('retry', event);
-            if (policy.onRetry) {
-              try {
-                policy.onRetry(event);
-              } catch (error) {
-                // A callback is an observer: it cannot change or break the loop.
-                warnListenerError({ event: 'retry', error });
-              }
-            }
-            // A caller is awaiting this wait, so it keeps the process alive (unref: false).
-            await sleep(delayMs, { signal, clock: policy.clock, unref: false });
-            return true;
-          },
-        },
-      );
-    } catch (error) {
-      // Not an attempt's failure: the abort reason (which p-retry turns into a TypeError when
-      // it is not an Error), or a hook's bug.
-      if (!(error instanceof AttemptFailure)) throw signal?.aborted ? signal.reason : error;
-      const original = error.original;
-      if (stopped || !this.#retryable(original, lastAttempt)) throw original;
-      policy.events.emit('exhausted', { attempts: lastAttempt, error: original });
-      throw new TowerlineError(
-        'ERR_RETRY_EXHAUSTED',
-        `retry exhausted after ${lastAttempt} attempts (last error: ${describeError(original)})`,
-        { cause: original, attempts: lastAttempt },
-      );
+    if (c.attempts === 0) c.attempts = 1;
+    if (policy.maxAttempts < c.maxAttempts) c.maxAttempts = policy.maxAttempts;
+    if (policy.idempotent && c.idempotent === undefined) c.idempotent = true;
+    if (policy.budget !== undefined) {
+      policy.budget.deposit();
+      c.budget ??= policy.budget;
     }
   }
 
-  #retryable(error: unknown, attempt: number): boolean {
-    return !isAbortError(error) && this.#policy.retryOn(error, attempt);
+  /** Attempt `c.attempts` failed with `error`: repeat while it is safe, allowed and useful. */
+  async #retry(error: unknown, req: Req, c: RequestContext): Promise<Res> {
+    const policy = this.#policy;
+    for (;;) {
+      const delayMs = this.#verdict(error, c);
+      const event: RetryEvent = { attempt: c.attempts, delayMs, error };
+      policy.events.emit('retry', event);
+      if (policy.onRetry) {
+        try {
+          policy.onRetry(event);
+        } catch (thrown) {
+          // A callback is an observer: it cannot change or break the loop.
+          warnListenerError({ event: 'retry', error: thrown });
+        }
+      }
+      await pause(delayMs, c, policy.clock);
+      c.attempts++;
+      try {
+        return await attemptThrough(this.#inner, this.#path, req, c);
+      } catch (next) {
+        error = next;
+      }
+    }
   }
 
-  #delay(error: unknown, attempt: number): number {
-    const { delayFromError, backoff, maxDelay } = this.#policy;
-    const hinted = delayFromError?.(error, attempt);
-    const raw =
-      typeof hinted === 'number' && hinted >= 0 && Number.isFinite(hinted)
-        ? hinted
-        : backoff.next(attempt, error);
-    if (!(raw >= 0)) return 0; // NaN or negative from a user's IntervalFunction
-    return Math.min(raw, maxDelay);
+  /** The delay before the next attempt, or throws what the caller gets instead. */
+  #verdict(error: unknown, c: RequestContext): number {
+    const policy = this.#policy;
+    const signal = c.signal;
+    if (signal?.aborted) throw signal.reason;
+    if (saysMayHaveExecuted(error)) c.mayHaveExecuted = true;
+    const attempt = c.attempts;
+    if (isFinalError(error) || (c.mayHaveExecuted && c.idempotent !== true)) throw error;
+    if (policy.retryOn !== undefined && !policy.retryOn(error, attempt)) throw error;
+    if (!(attempt < c.maxAttempts)) {
+      policy.events.emit('exhausted', { attempts: attempt, error });
+      throw new TowerlineError(
+        'ERR_RETRY_EXHAUSTED',
+        `retry exhausted after ${attempt} attempts (last error: ${describeError(error)})`,
+        { cause: error, attempts: attempt, mayHaveExecuted: c.mayHaveExecuted },
+      );
+    }
+    const delayMs = delayFor(policy, error, attempt);
+    if (c.deadline !== undefined && policy.clock.now() + delayMs >= c.deadline) {
+      throw new TowerlineError(
+        'ERR_TIMEOUT',
+        `the deadline falls before attempt ${attempt + 1} could start (last error: ${describeError(error)})`,
+        { cause: error, attempts: attempt, mayHaveExecuted: c.mayHaveExecuted },
+      );
+    }
+    if (c.budget !== undefined && !c.budget.withdraw()) {
+      markBudgetExhausted(error);
+      policy.events.emit('budgetExhausted', { attempt, error });
+      throw error;
+    }
+    return delayMs;
   }
 }
 
 /**
- * Retries failed calls with backoff. The defaults are what a user expects: 3 attempts,
- * exponential backoff with full jitter from 100 ms capped at 10 s, every error retried except an
- * `AbortError`. Exhaustion throws `ERR_RETRY_EXHAUSTED` with the last error as `cause` and
- * `attempts` on it; an error `retryOn` refuses, and one refused by the budget (marked
- * `budgetExhausted: true`), is thrown as it is. `ctx.signal` aborts a pending wait at once.
+ * Retries failed calls with backoff, deciding per request on its context. The defaults are
+ * what a user expects: 3 attempts in all (counted across the stack, reconnect resends
+ * included), exponential backoff with full jitter from 100 ms capped at 10 s, and every error
+ * retried except:
+ * - aborts (`ctx.signal` fired, or an `AbortError`), `ERR_CLOSED`, `ERR_RECONNECT_GAVE_UP`,
+ *   `ERR_INVALID_ARGUMENT` and the other final codes — never, whatever `retryOn` says;
+ * - a request that may have executed (an error with `mayHaveExecuted: true`), unless it is
+ *   idempotent (`ctx.idempotent`, the connector's classifier, or the `idempotent` option).
+ *
+ * When the attempt failed because its connection was lost, the wait ends as soon as the
+ * connection is back (at the latest after the backoff). Exhaustion throws
+ * `ERR_RETRY_EXHAUSTED` with the last error as `cause` and `attempts` on it; a deadline that
+ * falls before the next attempt throws `ERR_TIMEOUT`; an error `retryOn` refuses, and one
+ * refused by the budget (marked `budgetExhausted: true`), is thrown as it is. `ctx.signal`
+ * aborts a pending wait at once.
  *
  * @example
  * ```ts
