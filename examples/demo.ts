@@ -17,8 +17,8 @@
  * `brew install redis`) unless REDIS_URL is set.
  */
 import { parseArgs } from 'node:util';
-import { backoff, isTowerlineError, ServiceBuilder } from '@towerline/core';
-import { type RedisRequest, ResilientRedis } from '@towerline/ioredis';
+import { isTowerlineError, ServiceBuilder, sleep } from '@towerline/core';
+import { redisCommands, resilientRedis } from '@towerline/ioredis';
 import { RetryLayer } from '@towerline/retry';
 import { FaultProxy, RedisServer } from '@towerline/testing';
 import { Redis } from 'ioredis';
@@ -65,23 +65,13 @@ const recover = async () => {
 };
 const run = `demo:${process.pid}:${Date.now().toString(36)}`;
 
-// ---- the client stack: retry (outer) over reconnect + ioredis (inner)
-const redis = new ResilientRedis({
-  port,
-  name: 'demo',
-  policy: backoff.exponentialRandom({ initial: 50, max: 1_000, jitter: 'decorrelated' }),
-  minUptime: 500,
-  maxQueued: 5_000,
-  queueTimeout: 10_000,
-});
-const retry = new RetryLayer({
-  maxAttempts: 4,
-  backoff: backoff.exponentialRandom({ initial: 100, max: 2_000, jitter: 'full' }),
-  // Resending what may already have executed (an INCR cut off mid-flight) would count it twice:
-  // that is the caller's decision, so those are reported, not retried.
-  retryOn: (error) => !(isTowerlineError(error) && error.mayHaveExecuted === true),
-});
-const client = new ServiceBuilder().layer(retry).service(redis);
+// ---- the client stack, as the README composes it, with default options: retry (outer) over
+// reconnect + ioredis (inner). Retry and reconnect share one request context: a command that
+// may have executed (an INCR cut off in flight) is repeated only if Redis flags it read-only,
+// and no command is sent more than 3 times in all.
+const redis = resilientRedis({ port, name: 'demo' });
+const retry = new RetryLayer();
+const client = redisCommands(new ServiceBuilder().layer(retry).service(redis));
 
 // ---- what happens, as it happens
 interface Outage {
@@ -116,7 +106,8 @@ let opsPerSecond = 0;
 const status = () =>
   `${at()} state=${redis.reconnector.state.padEnd(12)} ops/s=${String(opsPerSecond).padStart(6)} ` +
   `queued=${String(redis.service.stats.queued).padStart(4)} reconnects=${reconnects} retried=${stats.retried} ` +
-  `resent=${redis.service.stats.retriedOnReconnect} may-have-executed=${stats.mayHaveExecuted}`;
+  `resent=${redis.service.stats.retriedOnReconnect} requeued=${redis.service.stats.requeued} ` +
+  `may-have-executed=${stats.mayHaveExecuted}`;
 let lastLine = 0;
 const ticker = setInterval(() => {
   opsPerSecond = windowOps * 5;
@@ -138,19 +129,20 @@ async function worker(id: number) {
   for (let n = 0; !stopping; n++) {
     const key = `${run}:w${id}:${n}`;
     const value = `v${n}`;
-    const ops: Array<[RedisRequest, (result: unknown) => void]> = [
-      [{ name: 'SET', args: [key, value] }, () => acknowledged.set(key, value)],
-      [{ name: 'GET', args: [key] }, () => {}],
-      [{ name: 'INCR', args: [`${run}:counter`] }, () => stats.incrAcked++],
+    const ops: Array<[name: string, run: () => Promise<unknown>, onOk: () => void]> = [
+      ['SET', () => client.set(key, value), () => acknowledged.set(key, value)],
+      ['GET', () => client.get(key), () => {}],
+      ['INCR', () => client.incr(`${run}:counter`), () => stats.incrAcked++],
     ];
-    for (const [request, onOk] of ops) {
+    for (const [name, send, onOk] of ops) {
       stats.sent++;
       try {
-        onOk(await client.call(request));
+        await send();
+        onOk();
         stats.ok++;
         windowOps++;
       } catch (error) {
-        const isIncr = 'name' in request && request.name === 'INCR';
+        const isIncr = name === 'INCR';
         if (isTowerlineError(error) && error.mayHaveExecuted) {
           stats.mayHaveExecuted++;
           if (isIncr) stats.incrAmbiguous++;
@@ -164,10 +156,12 @@ async function worker(id: number) {
   }
 }
 
-// ---- chaos: an outage every few seconds
+// ---- chaos: an outage every few seconds; each next one only once the client is back (the
+// default reconnect policy spreads attempts over 100 ms → 30 s so that a fleet does not herd:
+// after a blip a lone client may take a few seconds to return)
 const chaos = (async () => {
   const every = Math.max(2_000, Math.floor(durationMs / 4));
-  for (let t = every; t < durationMs - 1_000; t += every) {
+  for (let t = every; t < durationMs - 1_000; t = Math.max(t + every, now() + 1_000)) {
     await new Promise((r) => setTimeout(r, Math.max(0, t - now())));
     const o: Outage = { down: now() };
     outages.push(o);
@@ -177,6 +171,12 @@ const chaos = (async () => {
     await recover();
     o.up = now();
     log(`${at(o.up)} -- ${server ? 'redis-server restarted' : 'proxy restored'} --`);
+    if (redis.reconnector.state !== 'connected') {
+      await Promise.race([
+        redis.reconnector.events.next('connected'),
+        sleep(30_000), // unref'd: never keeps the demo alive
+      ]);
+    }
   }
 })();
 
@@ -223,6 +223,7 @@ const lost = missing;
 console.log(
   `\nsummary: ${stats.sent} ops sent, ${stats.ok} succeeded, ${stats.retried} retried, ` +
     `${redis.service.stats.retriedOnReconnect} resent after reconnect (read-only), ` +
+    `${redis.service.stats.requeued} never written and sent on the next connection, ` +
     `${stats.mayHaveExecuted} rejected as "may have executed", ${stats.failed} failed otherwise, ` +
     `${acknowledged.size} acknowledged SETs read back (${missing} missing), ` +
     `INCR counter ${counter} for ${stats.incrAcked} acknowledged + ${stats.incrAmbiguous} ambiguous (${incrOk ? 'consistent' : 'INCONSISTENT'}), ` +

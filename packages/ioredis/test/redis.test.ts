@@ -2,8 +2,15 @@
  * The Redis-specific failure scenarios of DESIGN.md (1, 2, 11, 12, 15) against redis-servers
  * this file spawns on free ports, kills and restarts, plus FaultProxy.
  */
-import { backoff } from '@towerline/core';
-import { isReadOnlyCommand, type ResilientRedis, resilientRedis } from '@towerline/ioredis';
+import { backoff, RequestContext, ServiceBuilder } from '@towerline/core';
+import {
+  isReadOnlyCommand,
+  type ResilientRedis,
+  redisCommands,
+  redisConnector,
+  resilientRedis,
+} from '@towerline/ioredis';
+import { RetryLayer } from '@towerline/retry';
 import { FaultProxy, RedisServer } from '@towerline/testing';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -208,5 +215,49 @@ describe('ResilientRedis', () => {
     const queued = r.set('x', '1');
     await r.close();
     await expect(queued).rejects.toMatchObject({ code: 'ERR_CLOSED' });
+  });
+
+  it('5. a command ioredis never wrote is sent on the next connection, not "may have executed"', async () => {
+    const r = redis();
+    await r.set('unwritten', 0);
+    // The socket dies under the client; before ioredis notices, the next INCR finds it unwritable.
+    const client = r.reconnector.current!;
+    client.stream.destroy();
+    const ctx = new RequestContext();
+    const result = r.call({ name: 'INCR', args: ['unwritten'] }, ctx);
+    expect(await result).toBe(1);
+    expect(ctx.mayHaveExecuted).toBe(false);
+    expect(r.service.stats).toMatchObject({ requeued: 1, mayHaveExecuted: 0 });
+    expect(await raw().get('unwritten')).toBe('1');
+  });
+
+  it('the connector tells an unwritten command from one cut off in flight', async () => {
+    const connector = redisConnector();
+    expect(
+      connector.neverWritten!(
+        new Error("Stream isn't writeable and enableOfflineQueue options is false"),
+      ),
+    ).toBe(true);
+    expect(connector.neverWritten!(new Error('Connection is closed.'))).toBe(false);
+    expect(connector.isConnectionError!(new Error('Connection is closed.'))).toBe(true);
+    expect(connector.classify!({ name: 'GET', args: ['k'] })).toEqual({ idempotent: true });
+    expect(connector.classify!({ name: 'INCR', args: ['k'] })).toEqual({ idempotent: false });
+  });
+
+  it('17. abort: an aborted signal never reaches Redis; one aborted in flight rejects at once', async () => {
+    const r = redis();
+    const stack = redisCommands(new ServiceBuilder().layer(new RetryLayer()).service(r));
+    await r.set('aborted', 0);
+    const reason = new Error('caller gave up');
+    const before = AbortSignal.abort(reason);
+    await expect(stack.with({ signal: before }).incr('aborted')).rejects.toBe(reason);
+    await expect(r.with({ signal: before }).incr('aborted')).rejects.toBe(reason);
+    expect(await raw().get('aborted')).toBe('0');
+    // In flight: a blocking command that would wait 5 s; the abort answers at once.
+    const ac = new AbortController();
+    const blocked = stack.with({ signal: ac.signal }).command('BLPOP', 'nothing-here', 5);
+    await sleep(50);
+    ac.abort(reason);
+    await expect(blocked).rejects.toBe(reason);
   });
 });

@@ -2,8 +2,9 @@
  * Against the local PostgreSQL (127.0.0.1:5432, trust, database `test`): backends are killed
  * with pg_terminate_backend, idle and mid-query.
  */
-import { backoff } from '@towerline/core';
-import { ResilientPg, ResilientPgPool } from '@towerline/pg';
+import { backoff, RequestContext, ServiceBuilder } from '@towerline/core';
+import { pgQueries, ResilientPg, ResilientPgPool } from '@towerline/pg';
+import { RetryLayer } from '@towerline/retry';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 
@@ -162,6 +163,8 @@ describe('ResilientPg', () => {
   it('a pool spreads requests and survives losing one connection', async () => {
     const pool = new ResilientPgPool({ client: config, size: 3, policy: backoff.fixed(20) });
     closers.push(pool);
+    // Requests go to connected connections only: wait for all three, so that they spread.
+    await Promise.all(pool.connections.map((c) => c.reconnector.whenReady()));
     const pids = new Set<number>();
     for (let i = 0; i < 9; i++) {
       pids.add(
@@ -174,5 +177,66 @@ describe('ResilientPg', () => {
       Array.from({ length: 9 }, () => pool.query('SELECT 1 AS one', [], { idempotent: true })),
     );
     expect(results.every((r) => r.rows[0]!.one === 1)).toBe(true);
+  });
+
+  it('17. abort: an aborted signal inserts nothing; one aborted in flight rejects at once and is cancelled', async () => {
+    const d = db();
+    const stack = pgQueries(new ServiceBuilder().layer(new RetryLayer()).service(d));
+    const reason = new Error('caller gave up');
+    await expect(
+      stack.query(`INSERT INTO ${table} (note) VALUES ('aborted')`, [], {
+        signal: AbortSignal.abort(reason),
+      }),
+    ).rejects.toBe(reason);
+    await expect(
+      d.call(
+        { text: `INSERT INTO ${table} (note) VALUES ('aborted')` },
+        { signal: AbortSignal.abort(reason) },
+      ),
+    ).rejects.toBe(reason);
+    const pid = await backendPid(d);
+    const ac = new AbortController();
+    const ctx = new RequestContext({ signal: ac.signal });
+    const slow = d.call(
+      { text: `INSERT INTO ${table} (note) SELECT 'aborted' FROM pg_sleep(5)` },
+      ctx,
+    );
+    await waitUntilActive(pid);
+    ac.abort(reason);
+    await expect(slow).rejects.toBe(reason);
+    expect(ctx.mayHaveExecuted).toBe(true);
+    // The server cancels the statement: the connection is free again long before 5 s.
+    await waitFor(async () => {
+      const r = await admin.query<{ state: string }>(
+        'SELECT state FROM pg_stat_activity WHERE pid = $1',
+        [pid],
+      );
+      expect(r.rows[0]?.state).toBe('idle');
+    });
+    const { rows } = await admin.query(
+      `SELECT count(*)::int AS n FROM ${table} WHERE note = 'aborted'`,
+    );
+    expect(rows[0].n).toBe(0);
+    expect(d.reconnector.state).toBe('connected');
+  });
+
+  it('a transaction cut before COMMIT did not run: it waits for the next connection', async () => {
+    const d = db();
+    const pid = await backendPid(d);
+    let runs = 0;
+    const tx = d.transaction(async (client) => {
+      runs++;
+      await client.query(`INSERT INTO ${table} (note) VALUES ('tx-once')`);
+      if (runs === 1) await client.query('SELECT pg_sleep(2)');
+      return runs;
+    });
+    await waitUntilActive(pid);
+    await terminate(pid);
+    expect(await tx).toBe(2);
+    expect(d.service.stats).toMatchObject({ requeued: 1, mayHaveExecuted: 0 });
+    const { rows } = await admin.query(
+      `SELECT count(*)::int AS n FROM ${table} WHERE note = 'tx-once'`,
+    );
+    expect(rows[0].n).toBe(1);
   });
 });

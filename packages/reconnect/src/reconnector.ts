@@ -164,6 +164,8 @@ export class Reconnector<C> implements Readiness {
   #state: MachineState<C> = initialState();
   /** The live connection: `#state.conn` while connected, read on every request. */
   #conn: C | undefined;
+  /** `#state.generation`, read on every request. */
+  #generation = 0;
   #timer: TimerHandle | undefined;
   /** The signal of the attempt in flight, then of the connection it made. */
   #lifetime: AbortController | undefined;
@@ -245,7 +247,7 @@ export class Reconnector<C> implements Readiness {
 
   /** Increments with every connection made; a request remembers the one it ran on. */
   get generation(): number {
-    return this.#state.generation;
+    return this.#generation;
   }
 
   /** True from the moment the live connection proved itself until it is lost. */
@@ -366,6 +368,7 @@ export class Reconnector<C> implements Readiness {
           this.#timer = this.#cancel(this.#timer);
           this.#state = state;
           this.#conn = state.kind === 'connected' ? state.conn : undefined;
+          this.#generation = state.generation;
         }
         for (const effect of effects) this.#run(effect);
       }
