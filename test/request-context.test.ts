@@ -5,6 +5,7 @@
  */
 import {
   backoff,
+  contextual,
   notSent,
   type Readiness,
   RequestContext,
@@ -158,7 +159,8 @@ describe('RetryLayer decides per request', () => {
         throw reset();
       },
     });
-    const result = svc.call('x');
+    // The caller's own request context: a plain service shares it, and can name its connection.
+    const result = svc.call('x', new RequestContext());
     await clock.advance(30);
     up = true;
     wake?.();
@@ -166,6 +168,25 @@ describe('RetryLayer decides per request', () => {
     expect(await result).toBe('ok');
     expect(times).toEqual([0, 30]);
     expect(clock.pending).toBe(0);
+  });
+
+  it('over a plain service, the first attempt costs no context, and the attempts below still count', async () => {
+    const seen: unknown[] = [];
+    let calls = 0;
+    const caller = { signal: new AbortController().signal };
+    const svc = new RetryLayer({ maxAttempts: 3, backoff: fast }).wrap({
+      call: async (_req: string, ctx) => {
+        seen.push(ctx);
+        calls++;
+        // A layer below (behind this service) already sent it twice: send and resend.
+        throw new TowerlineError('ERR_CONNECTION_LOST', 'lost', { attempts: 2 });
+      },
+    });
+    const error = await svc.call('GET k', { ...caller, idempotent: true }).catch((e: unknown) => e);
+    expect(seen[0]).toEqual({ ...caller, idempotent: true }); // the caller's own object, untouched
+    expect(seen[1]).toBeInstanceOf(RequestContext);
+    expect(calls).toBe(2); // 2 below + 1 more = maxAttempts
+    expect(error).toMatchObject({ code: 'ERR_RETRY_EXHAUSTED', attempts: 3 });
   });
 });
 
@@ -283,7 +304,13 @@ describe('one attempt count and one budget per request, across layers', () => {
 
 describe('fused and unfused stacks agree', () => {
   type Outcome = 'ok' | 'reply-error' | 'lost' | 'unsent';
-  const run = async (fusedStack: boolean, outcomes: Outcome[], idempotent: boolean) => {
+  /**
+   * How retry finds the reconnect service below: directly (fused); behind a plain service
+   * with the caller's own request context (shared); behind a service marked `contextual`
+   * (marked); behind an unmarked plain service with a plain context (opaque).
+   */
+  type Mode = 'fused' | 'shared' | 'marked' | 'opaque';
+  const run = async (mode: Mode, outcomes: Outcome[], idempotent: boolean) => {
     const h = fakeReconnector({ auto: () => 'ok' });
     let i = 0;
     const reconnect = new ReconnectLayer<FakeConn, string, string>({
@@ -296,12 +323,17 @@ describe('fused and unfused stacks agree', () => {
       },
       retryOnReconnect: () => idempotent,
     }).wrap(h.r);
-    // A plain service in between hides the fused path: the layers then compose by `call`.
-    const inner: Service<string, string> = fusedStack
-      ? reconnect
-      : { call: (req, ctx) => reconnect.call(req, ctx) };
+    const forward: Service<string, string> = { call: (req, ctx) => reconnect.call(req, ctx) };
+    const inner: Service<string, string> =
+      mode === 'fused'
+        ? reconnect
+        : mode === 'marked'
+          ? Object.assign(forward, { [contextual]: true })
+          : forward;
     await h.r.acquire();
-    const ctx = new RequestContext();
+    const ctx = (
+      mode === 'shared' || mode === 'fused' ? new RequestContext() : {}
+    ) as RequestContext;
     const result = await drive(
       h.clock,
       new RetryLayer({ maxAttempts: 4, backoff: fast, clock: h.clock }).wrap(inner).call('r', ctx),
@@ -313,6 +345,13 @@ describe('fused and unfused stacks agree', () => {
     return { result, sends: i, attempts: ctx.attempts, mayHaveExecuted: ctx.mayHaveExecuted };
   };
 
+  it('agrees on a link lost twice under an idempotent request', async () => {
+    const a = await run('fused', ['lost', 'lost'], true);
+    const b = await run('shared', ['lost', 'lost'], true);
+    expect(a).toEqual(b);
+    expect(a).toMatchObject({ result: { value: 'ok' }, sends: 3 });
+  });
+
   it('gives the same outcome, sends and attempts for any sequence of send outcomes', async () => {
     const outcome = fc.constantFrom<Outcome>('ok', 'reply-error', 'lost', 'unsent');
     await fc.assert(
@@ -320,10 +359,29 @@ describe('fused and unfused stacks agree', () => {
         fc.array(outcome, { maxLength: 6 }),
         fc.boolean(),
         async (outcomes, idem) => {
-          const a = await run(true, outcomes, idem);
-          const b = await run(false, outcomes, idem);
-          expect(a).toEqual(b);
-          expect(a.sends).toBeLessThanOrEqual(4 + outcomes.filter((o) => o === 'unsent').length);
+          const fusedRun = await run('fused', outcomes, idem);
+          expect(await run('shared', outcomes, idem)).toEqual(fusedRun);
+          const { attempts: _a, mayHaveExecuted: _m, ...seen } = fusedRun;
+          const {
+            attempts: _b,
+            mayHaveExecuted: _n,
+            ...marked
+          } = await run('marked', outcomes, idem);
+          expect(marked).toEqual(seen);
+          // An opaque service between the layers, with a plain context: retry makes its own
+          // context only after the first failure, so a resend inside that first attempt is the
+          // one send it may not count. Never an unsafe repeat.
+          const opaque = await run('opaque', outcomes, idem);
+          for (const [r, slack] of [
+            [fusedRun, 0],
+            [opaque, 1],
+          ] as const) {
+            const unsent = outcomes.slice(0, r.sends).filter((o) => o === 'unsent').length;
+            expect(r.sends).toBeLessThanOrEqual(4 + slack + unsent);
+            // Nothing is sent again once a send may have executed (a link lost in flight).
+            const firstLost = outcomes.indexOf('lost');
+            if (!idem && firstLost !== -1) expect(r.sends).toBeLessThanOrEqual(firstLost + 1);
+          }
         },
       ),
       { numRuns: 60 },

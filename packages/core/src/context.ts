@@ -76,6 +76,12 @@ export class RequestContext implements CallContext {
   /** True once any attempt may have reached the peer and run: from then on, only an idempotent request is repeated. */
   mayHaveExecuted = false;
   /**
+   * Set by a connector when the last attempt's failure was the peer's definitive answer (a SQL
+   * syntax error, a Redis WRONGTYPE, gRPC NOT_FOUND): repeating the request cannot change it,
+   * so no retry does. Cleared before each attempt.
+   */
+  definitive = false;
+  /**
    * Set by a connector when the last attempt failed because its connection was lost: a retry
    * waits for it (bounded by its backoff) instead of sleeping blind. Cleared before each attempt.
    */

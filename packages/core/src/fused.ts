@@ -21,6 +21,21 @@ export interface FusedPath<Req, Res> {
   recover(error: unknown, req: Req, ctx: RequestContext): Promise<Res>;
 }
 
+/**
+ * Marks a service that reads or writes the {@link RequestContext} it is called with (a gRPC
+ * unary call naming its channel, say) although it has no fused path: a layer above then hands
+ * it a shared request context from the first attempt on, as it does for a fused one.
+ */
+export const contextual: unique symbol = Symbol.for('towerline.contextual') as never;
+
+/** Whether `service` wants a shared request context: it is fused, or marked {@link contextual}. */
+export function usesRequestContext(service: Service<unknown, unknown>): boolean {
+  return (
+    fusedPathOf(service) !== undefined ||
+    (service as { [contextual]?: unknown })[contextual] === true
+  );
+}
+
 /** The property under which a service offers its {@link FusedPath}. */
 export const fused: unique symbol = Symbol.for('towerline.fused') as never;
 

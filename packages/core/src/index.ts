@@ -57,10 +57,12 @@ export {
 export { describeFileError } from './file-errors.js';
 export {
   attemptThrough,
+  contextual,
   type FusableService,
   type FusedPath,
   fused,
   fusedPathOf,
+  usesRequestContext,
 } from './fused.js';
 export {
   type Layer,

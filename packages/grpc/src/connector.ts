@@ -8,6 +8,7 @@ import {
 } from '@towerline/reconnect';
 import {
   callUnary,
+  isDefinitiveStatus,
   isIdempotentMethod,
   isNotSentStatus,
   isUnavailable,
@@ -126,6 +127,7 @@ export function grpcConnector(
       }),
     isConnectionError: isUnavailable,
     neverWritten: isNotSentStatus,
+    isDefinitive: isDefinitiveStatus,
     classify(req) {
       let yes = idempotent.get(req.method);
       if (yes === undefined) {

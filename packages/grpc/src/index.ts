@@ -23,7 +23,12 @@ export {
   resilientGrpc,
   type UnaryMethods,
 } from './connector.js';
-export { isIdempotentMethod, isNotSentStatus, type UnaryCallOptions } from './methods.js';
+export {
+  isDefinitiveStatus,
+  isIdempotentMethod,
+  isNotSentStatus,
+  type UnaryCallOptions,
+} from './methods.js';
 export {
   type GrpcRetryOptions,
   grpcChannelOptions,

@@ -38,6 +38,24 @@ export function isNotSentStatus(error: unknown): boolean {
   );
 }
 
+/** Statuses that are the server's definitive answer: repeating the call cannot change them. */
+const DEFINITIVE = new Set<number>([
+  grpc.status.INVALID_ARGUMENT,
+  grpc.status.NOT_FOUND,
+  grpc.status.ALREADY_EXISTS,
+  grpc.status.PERMISSION_DENIED,
+  grpc.status.FAILED_PRECONDITION,
+  grpc.status.OUT_OF_RANGE,
+  grpc.status.UNIMPLEMENTED,
+  grpc.status.UNAUTHENTICATED,
+]);
+
+/** True for a status no repeat can change (INVALID_ARGUMENT, NOT_FOUND, …). */
+export function isDefinitiveStatus(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === 'number' && DEFINITIVE.has(code);
+}
+
 /** UNAVAILABLE: the channel has no working connection. */
 export function isUnavailable(error: unknown): boolean {
   return (error as { code?: unknown } | undefined)?.code === grpc.status.UNAVAILABLE;

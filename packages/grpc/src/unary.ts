@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import {
   backoff,
   type CallContext,
+  contextual,
   type ExponentialRandomBackoff,
   isRequestContext,
   type Service,
@@ -72,7 +73,9 @@ export function unaryService<Req, Res>(
   const idempotent =
     options.idempotent ??
     isIdempotentMethod(client.constructor as { service?: grpc.ServiceDefinition }, method);
-  return {
+  const service: Service<Req, Res> & { [contextual]: true } = {
+    // It names its channel on the request context: a retry above shares one from the start.
+    [contextual]: true,
     call(request: Req, ctx?: CallContext): Promise<Res> {
       if (!isRequestContext(ctx)) return callUnary<Res>(client, fn, request, ctx, options);
       ctx.idempotent ??= idempotent;
@@ -82,6 +85,7 @@ export function unaryService<Req, Res>(
     },
     close: async () => client.close(),
   };
+  return service;
 }
 
 export interface GrpcRetryOptions extends Omit<RetryOptions, 'retryOn'> {

@@ -52,6 +52,18 @@ const CLOSED_MESSAGES = [
   /Stream isn't writeable/,
   /enableOfflineQueue options is false/,
 ];
+/** Redis replies that a later attempt may not get: loading, busy, a failover under way. */
+const TRANSIENT_REPLY =
+  /^(?:LOADING|BUSY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|READONLY|NOREPLICAS|MISCONF)\b/;
+
+/** A Redis error reply (WRONGTYPE, a syntax error, …) that no repeat can change. */
+export function isDefinitiveRedisReply(error: unknown): boolean {
+  const e = error as { name?: unknown; message?: unknown } | undefined;
+  return (
+    e?.name === 'ReplyError' && typeof e.message === 'string' && !TRANSIENT_REPLY.test(e.message)
+  );
+}
+
 /** ioredis refuses to write: the command never left the client. */
 const UNWRITTEN = /Stream isn't writeable/;
 
@@ -170,6 +182,7 @@ export function redisConnector(
     },
     isConnectionError: isRedisConnectionError,
     neverWritten: isUnwritten,
+    isDefinitive: isDefinitiveRedisReply,
     classify: (request) => ({ idempotent: classify(request) }),
     sizeOf: sizeOfRequest,
   };

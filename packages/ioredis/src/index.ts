@@ -17,6 +17,7 @@ export {
   type RedisRequest,
 } from './commands.js';
 export {
+  isDefinitiveRedisReply,
   isRedisConnectionError,
   type RedisConnectorOptions,
   type RedisCredentials,

@@ -260,4 +260,16 @@ describe('ResilientRedis', () => {
     ac.abort(reason);
     await expect(blocked).rejects.toBe(reason);
   });
+
+  it('a definitive reply (WRONGTYPE, a syntax error) is not retried: the caller gets the reply error', async () => {
+    const r = redis();
+    const retry = new RetryLayer();
+    const retried = vi.fn();
+    retry.events.on('retry', retried);
+    const stack = redisCommands(new ServiceBuilder().layer(retry).service(r));
+    await stack.set('a-string', 'x');
+    await expect(stack.incr('a-string')).rejects.toMatchObject({ name: 'ReplyError' });
+    await expect(stack.lpush('a-string', 'y')).rejects.toThrow(/WRONGTYPE/);
+    expect(retried).not.toHaveBeenCalled();
+  });
 });

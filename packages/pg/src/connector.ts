@@ -61,6 +61,23 @@ export function isPgConnectionError(error: unknown): boolean {
   );
 }
 
+/**
+ * SQLSTATE classes worth another attempt: connection exceptions, transaction rollbacks
+ * (serialization failures, deadlocks), insufficient resources, lock and operator
+ * interventions, system and internal errors.
+ */
+const TRANSIENT_CLASSES = new Set(['08', '40', '53', '55', '57', '58', 'XX']);
+
+/** A PostgreSQL error answer (a syntax error, a constraint) that no repeat can change. */
+export function isDefinitivePgError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return (
+    typeof code === 'string' &&
+    /^[0-9A-Z]{5}$/.test(code) &&
+    !TRANSIENT_CLASSES.has(code.slice(0, 2))
+  );
+}
+
 export const isTransaction = (r: PgRequest): r is PgTransaction<unknown> =>
   (r as PgTransaction<unknown>).kind === 'transaction';
 
@@ -107,8 +124,12 @@ function query(
           );
       },
     );
-    // An abort cancels the statement on the server (a queued one is simply dropped).
-    const onAbort = () => cancel(client, q);
+    // An abort cancels the statement on the server; one still in node-postgres's queue is
+    // taken out of it and never sent.
+    const onAbort = () => {
+      cancel(client, q);
+      if (!q.sent) reject(notSent(signal?.reason, 'the statement was not sent: aborted'));
+    };
     signal?.addEventListener('abort', onAbort, { once: true });
     client.query(q as never);
   });
@@ -147,17 +168,43 @@ async function runTransaction<T>(client: pg.Client, tx: PgTransaction<T>): Promi
   return result;
 }
 
-function send(client: pg.Client, request: PgRequest, ctx: CallContext | undefined) {
-  if (isTransaction(request)) return runTransaction(client, request);
-  if (request.readOnly) {
-    return runTransaction(client, {
-      kind: 'transaction',
-      readOnly: true,
-      run: () => query(client, request.text, request.values, ctx?.signal),
+/** The transaction running on a client: every other request waits for it to end. */
+const transactions = new WeakMap<pg.Client, Promise<void>>();
+
+function send(
+  client: pg.Client,
+  request: PgRequest,
+  ctx: CallContext | undefined,
+): Promise<unknown> {
+  const running = transactions.get(client);
+  // Statements share the connection; none may land inside another request's transaction.
+  if (running !== undefined) {
+    return running.then(() => {
+      const signal = ctx?.signal;
+      if (signal?.aborted) throw notSent(signal.reason, 'the statement was not sent: aborted');
+      return send(client, request, ctx);
     });
   }
-  return query(client, request.text, request.values, ctx?.signal);
+  if (!isTransaction(request) && !request.readOnly) {
+    return query(client, request.text, request.values, ctx?.signal);
+  }
+  const tx: PgTransaction<unknown> = isTransaction(request)
+    ? request
+    : {
+        kind: 'transaction',
+        readOnly: true,
+        run: () => query(client, request.text, request.values, ctx?.signal),
+      };
+  const result = runTransaction(client, tx);
+  const done = result.then(noop, noop);
+  transactions.set(client, done);
+  void done.then(() => {
+    if (transactions.get(client) === done) transactions.delete(client);
+  });
+  return result;
 }
+
+function noop(): void {}
 
 /**
  * The node-postgres {@link Connector}. An error on an idle client (the server restarted,
@@ -190,6 +237,7 @@ export function pgConnector(
     dispose: (client) => client.end().catch(() => {}),
     send,
     isConnectionError: isPgConnectionError,
+    isDefinitive: isDefinitivePgError,
     classify: (request) => ({ idempotent: isIdempotentPgRequest(request) }),
     sizeOf: (request) =>
       isTransaction(request) ? 64 : request.text.length + 8 * (request.values?.length ?? 0),

@@ -8,6 +8,7 @@
  * @packageDocumentation
  */
 export {
+  isDefinitivePgError,
   isIdempotentPgRequest,
   isPgConnectionError,
   type PgConnectorOptions,

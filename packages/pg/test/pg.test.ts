@@ -198,14 +198,14 @@ describe('ResilientPg', () => {
     const ac = new AbortController();
     const ctx = new RequestContext({ signal: ac.signal });
     const slow = d.call(
-      { text: `INSERT INTO ${table} (note) SELECT 'aborted' FROM pg_sleep(5)` },
+      { text: `INSERT INTO ${table} (note) SELECT 'aborted' FROM pg_sleep(30)` },
       ctx,
     );
     await waitUntilActive(pid);
     ac.abort(reason);
     await expect(slow).rejects.toBe(reason);
     expect(ctx.mayHaveExecuted).toBe(true);
-    // The server cancels the statement: the connection is free again long before 5 s.
+    // The server cancels the statement: the connection is free again long before 30 s.
     await waitFor(async () => {
       const r = await admin.query<{ state: string }>(
         'SELECT state FROM pg_stat_activity WHERE pid = $1',
@@ -238,5 +238,39 @@ describe('ResilientPg', () => {
       `SELECT count(*)::int AS n FROM ${table} WHERE note = 'tx-once'`,
     );
     expect(rows[0].n).toBe(1);
+  });
+
+  it("no statement lands inside another request's transaction", async () => {
+    const d = db();
+    // A read-only statement runs in its own READ ONLY transaction; a write beside it is not caught in it.
+    const [read, write] = await Promise.allSettled([
+      d.query('SELECT pg_sleep(0.2)', [], { readOnly: true }),
+      d.query(`INSERT INTO ${table} (note) VALUES ('beside a read')`),
+    ]);
+    expect(read.status).toBe('fulfilled');
+    expect(write.status).toBe('fulfilled');
+    // A transaction that rolls back takes none of another request's acknowledged writes with it.
+    const tx = d.transaction(async (client) => {
+      await client.query(`INSERT INTO ${table} (note) VALUES ('rolled back')`);
+      await new Promise((r) => setTimeout(r, 100));
+      throw new Error('rollback please');
+    });
+    const other = d.query(`INSERT INTO ${table} (note) VALUES ('kept')`);
+    await expect(tx).rejects.toThrow('rollback please');
+    expect((await other).rowCount).toBe(1);
+    const { rows } = await admin.query(
+      `SELECT note FROM ${table} WHERE note IN ('kept', 'rolled back', 'beside a read') ORDER BY note`,
+    );
+    expect(rows.map((r) => r.note)).toEqual(['beside a read', 'kept']);
+  });
+
+  it('a definitive answer (a syntax error) is not retried: the caller gets the SQL error itself', async () => {
+    const d = db();
+    const retry = new RetryLayer();
+    const retried = vi.fn();
+    retry.events.on('retry', retried);
+    const stack = pgQueries(new ServiceBuilder().layer(retry).service(d));
+    await expect(stack.query('SELEC 1')).rejects.toMatchObject({ code: '42601' });
+    expect(retried).not.toHaveBeenCalled();
   });
 });

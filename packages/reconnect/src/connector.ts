@@ -35,6 +35,11 @@ export interface Connector<C, Req, Res> {
   isConnectionError?(error: unknown): boolean;
   /** Whether an error from `send` proves the request never left the client. Default: never. */
   neverWritten?(error: unknown): boolean;
+  /**
+   * Whether an error from `send` is the peer's definitive answer (a syntax error, a wrong
+   * type): no retry repeats such a request. Default: none is.
+   */
+  isDefinitive?(error: unknown): boolean;
   /** Whether a request is safe to run twice, when its context does not say. Default: not. */
   classify?(req: Req): { idempotent: boolean };
   /** A request's size for the queue's byte bound. */
@@ -111,6 +116,7 @@ export function fromConnector<C, Req, Res>(
     call: connector.send.bind(connector),
     ...(classify ? { retryOnReconnect: (req: Req) => classify(req).idempotent } : {}),
     ...(connector.neverWritten ? { neverWritten: connector.neverWritten.bind(connector) } : {}),
+    ...(connector.isDefinitive ? { isDefinitive: connector.isDefinitive.bind(connector) } : {}),
     ...(connector.sizeOf ? { sizeOf: connector.sizeOf.bind(connector) } : {}),
     ...(o.maxQueued !== undefined ? { maxQueued: o.maxQueued } : {}),
     ...(o.maxQueuedBytes !== undefined ? { maxQueuedBytes: o.maxQueuedBytes } : {}),

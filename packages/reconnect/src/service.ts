@@ -32,6 +32,11 @@ export interface ReconnectServiceOptions<C, Req, Res> {
    * never reported as "may have executed". `ERR_NOT_SENT` errors always count.
    */
   neverWritten?: (error: unknown) => boolean;
+  /**
+   * Whether a request's error is the peer's definitive answer: the request context is marked
+   * so, and no retry layer above repeats it. Default: none is.
+   */
+  isDefinitive?: (error: unknown) => boolean;
   /** Requests held while there is no connection; beyond it `ERR_QUEUE_FULL`. Default 1 000. */
   maxQueued?: number;
   /** Bytes held while there is no connection (by `sizeOf`). Default 16 MiB. */
@@ -71,11 +76,11 @@ export type ReconnectServiceEvents = {
 
 export { defaultSizeOf } from './queue.js';
 
-const mayHaveExecuted = (error: unknown) =>
+const mayHaveExecuted = (error: unknown, attempts: number) =>
   new TowerlineError(
     'ERR_CONNECTION_LOST',
     'the connection was lost with the request in flight; it may have executed',
-    { cause: error, mayHaveExecuted: true },
+    { cause: error, mayHaveExecuted: true, attempts },
   );
 
 const notSentByTowerline = (error: unknown) => isTowerlineError(error, 'ERR_NOT_SENT');
@@ -110,6 +115,7 @@ export class ReconnectService<C, Req, Res> implements FusableService<Req, Res> {
   readonly #idempotent: (req: Req) => boolean;
   readonly #isConnectionError: (error: unknown) => boolean;
   readonly #neverWritten: (error: unknown) => boolean;
+  readonly #isDefinitive: ((error: unknown) => boolean) | undefined;
   readonly #queue: RequestQueue<C, Req, Res>;
   readonly #counts = { retriedOnReconnect: 0, mayHaveExecuted: 0, requeued: 0 };
 
@@ -119,7 +125,7 @@ export class ReconnectService<C, Req, Res> implements FusableService<Req, Res> {
     if (typeof retryOnReconnect !== 'boolean' && typeof retryOnReconnect !== 'function') {
       invalidArgument('retryOnReconnect', 'expected a boolean or a function');
     }
-    for (const name of ['isConnectionError', 'neverWritten', 'sizeOf'] as const) {
+    for (const name of ['isConnectionError', 'neverWritten', 'isDefinitive', 'sizeOf'] as const) {
       if (options[name] !== undefined && typeof options[name] !== 'function') {
         invalidArgument(name, 'expected a function');
       }
@@ -134,6 +140,7 @@ export class ReconnectService<C, Req, Res> implements FusableService<Req, Res> {
     this.#neverWritten = neverWritten
       ? (error) => notSentByTowerline(error) || neverWritten(error)
       : notSentByTowerline;
+    this.#isDefinitive = options.isDefinitive;
     this.#queue = new RequestQueue(reconnector, options, {
       run: (conn, req, ctx, retried) => this.#run(conn, req, ctx, retried),
       rejected: (reason, error) => this.#rejected(reason, error),
@@ -243,7 +250,10 @@ export class ReconnectService<C, Req, Res> implements FusableService<Req, Res> {
     const broken = unwritten || this.#isConnectionError(error);
     // The connection the request ran on is no longer the live one: it was lost meanwhile.
     const linkGone = r.current === undefined || r.generation !== generation;
-    if (!broken && !linkGone) return Promise.reject(error);
+    if (!broken && !linkGone) {
+      if (c !== undefined && this.#isDefinitive?.(error) === true) c.definitive = true;
+      return Promise.reject(error);
+    }
     if (broken && !linkGone) r.reportLost(generation, error);
     if (unwritten) {
       this.#counts.requeued++;
@@ -263,7 +273,9 @@ export class ReconnectService<C, Req, Res> implements FusableService<Req, Res> {
         : this.#queue.add(req, ctx, true);
     }
     this.#counts.mayHaveExecuted++;
-    return Promise.reject(this.#rejected('may_have_executed', mayHaveExecuted(error)));
+    // Attempts made for it so far: the context's count, or this layer's own (send and resend).
+    const attempts = c !== undefined ? c.attempts : retried ? 2 : 1;
+    return Promise.reject(this.#rejected('may_have_executed', mayHaveExecuted(error, attempts)));
   }
 
   /** The context's word, else the classifier's, written back to a request context for the layers above. */

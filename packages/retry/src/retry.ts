@@ -6,11 +6,14 @@ import {
   type FusedPath,
   fused,
   fusedPathOf,
+  isRequestContext,
+  isTowerlineError,
   RequestContext,
   type Service,
   type ServiceLayer,
   TowerlineError,
   TypedEmitter,
+  usesRequestContext,
   warnListenerError,
 } from '@towerline/core';
 import { pause } from './pause.js';
@@ -40,12 +43,20 @@ function markBudgetExhausted(error: unknown): void {
  * inner service's own when it is a towerline layer that offers a fused path (a reconnect
  * service): a retry over a reconnect costs one reaction, not two. The loop, its waits and its
  * events exist only after a first failure.
+ *
+ * Over a towerline layer (fused or marked `contextual`), or when the caller passes a
+ * `RequestContext`, every layer shares one context from the first attempt on. Over any other
+ * service, none is made until the first failure (the happy path allocates nothing): a service
+ * of your own between a retry and a towerline connector should forward `ctx` and be marked
+ * `[contextual]: true`, or the connector's resend within the first attempt goes uncounted.
  */
 export class RetryService<Req, Res> implements FusableService<Req, Res> {
   /** @internal The split call an outer towerline layer fuses with. */
   readonly [fused]: FusedPath<Req, Res>;
   readonly #inner: Service<Req, Res>;
   readonly #path: FusedPath<Req, Res> | undefined;
+  /** The inner service reads the request context: share one from the first attempt. */
+  readonly #eager: boolean;
   readonly #policy: RetryPolicy;
 
   constructor(inner: Service<Req, Res>, policy: RetryPolicy) {
@@ -53,6 +64,7 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
     this.#policy = policy;
     const path = fusedPathOf(inner);
     this.#path = path;
+    this.#eager = usesRequestContext(inner as Service<unknown, unknown>);
     this[fused] = {
       start: (req, c) => {
         this.#enter(c);
@@ -73,11 +85,12 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
   }
 
   call(req: Req, ctx?: CallContext): Promise<Res> {
-    const c = RequestContext.from(ctx);
-    this.#enter(c);
     const path = this.#path;
-    let first: Promise<Res>;
     if (path !== undefined) {
+      // A towerline layer below reads and writes the context: share one from the start.
+      const c = RequestContext.from(ctx);
+      this.#enter(c);
+      let first: Promise<Res>;
       try {
         first = path.start(req, c);
       } catch (error) {
@@ -87,13 +100,28 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
         path.recover(error, req, c).then(undefined, (e: unknown) => this.#retry(e, req, c)),
       );
     }
-    if (c.signal?.aborted) return Promise.reject(c.signal.reason);
-    try {
-      first = this.#inner.call(req, c);
-    } catch (error) {
-      return this.#retry(error, req, c);
+    if (ctx?.signal?.aborted) return Promise.reject(ctx.signal.reason);
+    if (this.#eager || isRequestContext(ctx)) {
+      const c = RequestContext.from(ctx);
+      this.#enter(c);
+      return this.#first(req, c, c);
     }
-    return first.then(undefined, (error: unknown) => this.#retry(error, req, c));
+    // A plain service below: nothing there shares a context, so none is made unless it fails.
+    this.#policy.budget?.deposit();
+    return this.#first(req, ctx, undefined);
+  }
+
+  /** Attempt 1 on a service with no fused path; `c` is the shared context, if there is one yet. */
+  #first(req: Req, ctx: CallContext | undefined, c: RequestContext | undefined): Promise<Res> {
+    let first: Promise<Res>;
+    try {
+      first = this.#inner.call(req, ctx);
+    } catch (error) {
+      return this.#retry(error, req, c ?? this.#contextAfter(error, ctx));
+    }
+    return first.then(undefined, (error: unknown) =>
+      this.#retry(error, req, c ?? this.#contextAfter(error, ctx)),
+    );
   }
 
   close(): Promise<void> {
@@ -105,15 +133,29 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
   }
 
   /** The request is about to make its first attempt through this layer. */
-  #enter(c: RequestContext): void {
+  #enter(c: RequestContext, deposit = true): void {
     const policy = this.#policy;
     if (c.attempts === 0) c.attempts = 1;
     if (policy.maxAttempts < c.maxAttempts) c.maxAttempts = policy.maxAttempts;
     if (policy.idempotent && c.idempotent === undefined) c.idempotent = true;
     if (policy.budget !== undefined) {
-      policy.budget.deposit();
+      if (deposit) policy.budget.deposit();
       c.budget ??= policy.budget;
     }
+  }
+
+  /**
+   * The context for a request whose first attempt ran without one: the attempts that attempt
+   * made below (a resend reports them on its error) count too.
+   */
+  #contextAfter(error: unknown, ctx: CallContext | undefined): RequestContext {
+    const c = new RequestContext(ctx);
+    this.#enter(c, false);
+    const below = (error as { attempts?: unknown } | undefined)?.attempts;
+    if (typeof below === 'number' && below > c.attempts && isTowerlineError(error)) {
+      c.attempts = below;
+    }
+    return c;
   }
 
   /** Attempt `c.attempts` failed with `error`: repeat while it is safe, allowed and useful. */
@@ -133,6 +175,7 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
       }
       await pause(delayMs, c, policy.clock);
       c.attempts++;
+      c.definitive = false;
       try {
         return await attemptThrough(this.#inner, this.#path, req, c);
       } catch (next) {
@@ -148,7 +191,9 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
     if (signal?.aborted) throw signal.reason;
     if (saysMayHaveExecuted(error)) c.mayHaveExecuted = true;
     const attempt = c.attempts;
-    if (isFinalError(error) || (c.mayHaveExecuted && c.idempotent !== true)) throw error;
+    if (isFinalError(error) || c.definitive || (c.mayHaveExecuted && c.idempotent !== true)) {
+      throw error;
+    }
     if (policy.retryOn !== undefined && !policy.retryOn(error, attempt)) throw error;
     if (!(attempt < c.maxAttempts)) {
       policy.events.emit('exhausted', { attempts: attempt, error });

@@ -29,6 +29,13 @@ interface Link {
   upstream: Socket | undefined;
   /** Chunks held while the link stalls its greeting; flushed on restore. */
   held: Array<{ to: 'up' | 'down'; chunk: Buffer }>;
+  /** Delayed chunks each way, in arrival order; one timer drains each queue in order. */
+  delayed: { up: Delayed[]; down: Delayed[] };
+}
+
+interface Delayed {
+  due: number;
+  chunk: Buffer;
 }
 
 /**
@@ -193,7 +200,7 @@ export class FaultProxy {
   }
 
   #accept(client: Socket): void {
-    const link: Link = { client, upstream: undefined, held: [] };
+    const link: Link = { client, upstream: undefined, held: [], delayed: { up: [], down: [] } };
     this.#links.add(link);
     this.#stats.accepted++;
     for (const w of this.#waiters.filter((w) => this.#stats.accepted >= w.count)) w.resolve();
@@ -222,23 +229,41 @@ export class FaultProxy {
       link.held.push({ to, chunk });
       return;
     }
-    const write = () => {
-      const socket = to === 'up' ? link.upstream : link.client;
-      if (!socket || socket.destroyed) return;
-      socket.write(chunk);
-      if (to === 'up') this.#stats.bytesUp += chunk.length;
-      else this.#stats.bytesDown += chunk.length;
-    };
-    if (this.#latency === 0) {
-      write();
+    const queue = link.delayed[to];
+    if (this.#latency === 0 && queue.length === 0) {
+      this.#write(link, to, chunk);
       return;
     }
-    // Equal delays on one timer queue keep the chunks in order.
-    const timer = setTimeout(() => {
-      this.#timers.delete(timer);
-      write();
-    }, this.#latency);
+    // In order, whatever the latency was when the chunks before it were queued.
+    const due = Math.max(performance.now() + this.#latency, queue.at(-1)?.due ?? 0);
+    queue.push({ due, chunk });
+    if (queue.length === 1) this.#drainLater(link, to);
+  }
+
+  #drainLater(link: Link, to: 'up' | 'down'): void {
+    const queue = link.delayed[to];
+    const head = queue[0];
+    if (!head) return;
+    const timer = setTimeout(
+      () => {
+        this.#timers.delete(timer);
+        const now = performance.now();
+        while (queue.length > 0 && queue[0]!.due <= now + 0.5) {
+          this.#write(link, to, queue.shift()!.chunk);
+        }
+        this.#drainLater(link, to);
+      },
+      Math.max(0, head.due - performance.now()),
+    );
     this.#timers.add(timer);
+  }
+
+  #write(link: Link, to: 'up' | 'down', chunk: Buffer): void {
+    const socket = to === 'up' ? link.upstream : link.client;
+    if (!socket || socket.destroyed) return;
+    socket.write(chunk);
+    if (to === 'up') this.#stats.bytesUp += chunk.length;
+    else this.#stats.bytesDown += chunk.length;
   }
 
   #reset(link: Link): void {
