@@ -1,9 +1,5 @@
 import {
   type Clock,
-  ExponentialRandomBackoff,
-  type IntervalFunction,
-  invalidArgument,
-  type RandomSource,
   type Readiness,
   systemClock,
   type TimerHandle,
@@ -20,102 +16,25 @@ import {
   type Notice,
   step,
 } from './machine.js';
+import {
+  type ConnectContext,
+  countNotice,
+  defaultReconnectPolicy,
+  machineEnv,
+  type ReconnectorEvents,
+  type ReconnectorOptions,
+  type ReconnectorStats,
+} from './reconnector-options.js';
 import { isSocketError } from './socket-errors.js';
 import { type ConnectionState, canTransition, IllegalTransitionError } from './state.js';
 
-/** Handed to `connect` for every attempt. */
-export interface ConnectContext {
-  /** 1-based number of this attempt within the current outage. */
-  attempt: number;
-  /**
-   * Aborted when the attempt times out, when the reconnector closes, and later when the
-   * connection this attempt produced is lost or disposed. Tie the socket's life to it.
-   */
-  signal: AbortSignal;
-}
-
-export interface ReconnectorOptions<C> {
-  /** Makes one connection. Reject (or honour `signal`) to fail the attempt. */
-  connect: (ctx: ConnectContext) => Promise<C>;
-  /**
-   * Watches a live connection and calls `lost(error)` when it dies (a socket's `close`, a
-   * heartbeat that went unanswered). Returns a function that stops watching.
-   */
-  watch?: (conn: C, lost: (error?: unknown) => void) => (() => void) | undefined | void;
-  /** Releases a connection that is lost, replaced, arrived too late or closed. */
-  dispose?: (conn: C) => void | Promise<void>;
-  /** Delay before the next attempt. Default: exponential 100 ms doubling to 30 s, decorrelated jitter. */
-  policy?: IntervalFunction;
-  /** Connect attempts per outage before giving up (state `failed`). Default: unlimited. */
-  maxAttempts?: number;
-  /** Upper bound on one connect attempt, ms. Default 10 000 (ioredis' `connectTimeout`). */
-  connectTimeout?: number;
-  /**
-   * How long a connection must stay up before the backoff resets (the flapping guard), ms.
-   * Default 1 000. `Infinity`: only {@link Reconnector.markHealthy} resets it.
-   */
-  minUptime?: number;
-  /** Whether an error from a request means the connection itself is broken. */
-  isConnectionError?: (error: unknown) => boolean;
-  /**
-   * Whether a connect failure or a loss is worth another attempt. Default: always. An error
-   * this refuses (a 404, bad credentials) ends the machine at once: state `failed`, `gaveUp`.
-   */
-  retryOn?: (error: unknown) => boolean;
-  clock?: Clock;
-  /** Used by the default policy's jitter. */
-  random?: RandomSource;
-  /** A name for events and metrics (`redis`, `config:tls`, …). */
-  name?: string;
-}
-
-export type ReconnectorEvents = {
-  stateChange: { from: ConnectionState; to: ConnectionState };
-  connecting: { attempt: number };
-  /** A connect attempt failed (error or timeout); `reconnectScheduled` or `gaveUp` follows. */
-  connectFailed: { attempt: number; error: unknown };
-  connected: { attempt: number; downtimeMs: number; generation: number };
-  /** The connection proved itself (stayed up `minUptime`, or `markHealthy`); backoff reset. */
-  healthy: { generation: number };
-  disconnected: { error: unknown; generation: number };
-  reconnectScheduled: { attempt: number; delayMs: number; error: unknown };
-  gaveUp: { attempts: number; error: unknown };
-  closed: Record<string, never>;
+export {
+  type ConnectContext,
+  defaultReconnectPolicy,
+  type ReconnectorEvents,
+  type ReconnectorOptions,
+  type ReconnectorStats,
 };
-
-export interface ReconnectorStats {
-  /** Connect attempts ever made. */
-  attempts: number;
-  /** Connect attempts that failed (error or timeout). */
-  failures: number;
-  /** Successful connections after the first. */
-  reconnects: number;
-  /** Connections lost. */
-  disconnects: number;
-  /** The latest connect or connection error. */
-  lastError: unknown;
-  /** Total time spent without a connection after having lost one, ms (finished outages). */
-  downtimeMs: number;
-}
-
-/**
- * The reconnect policy used when none is given: exponential from 100 ms doubling to 30 s, with
- * decorrelated jitter over `[100 ms, 8 × d]` — the first reconnect comes after 100–800 ms. On
- * 10,000 clients that lose their server at once (`pnpm bench herd`), no 100 ms window holds more
- * than 5 % of the attempts once the outage lasts 10 s or more (AWS's spread of 3 keeps 8 % of
- * them in one window: the first attempts of everyone fall within 200 ms), and the recovery wave
- * is spread as thin as with full jitter while clients come back sooner.
- */
-export function defaultReconnectPolicy(random?: RandomSource): ExponentialRandomBackoff {
-  return new ExponentialRandomBackoff({
-    initial: 100,
-    multiplier: 2,
-    max: 30_000,
-    jitter: 'decorrelated',
-    spread: 8,
-    ...(random ? { random } : {}),
-  });
-}
 
 interface Waiter<C> {
   resolve: (conn: C) => void;
@@ -188,52 +107,15 @@ export class Reconnector<C> implements Readiness {
   #flushing = false;
 
   constructor(options: ReconnectorOptions<C>) {
-    if (typeof options?.connect !== 'function') invalidArgument('connect', 'expected a function');
-    for (const name of ['watch', 'dispose', 'isConnectionError', 'retryOn'] as const) {
-      if (options[name] !== undefined && typeof options[name] !== 'function') {
-        invalidArgument(name, 'expected a function');
-      }
-    }
-    const {
-      maxAttempts = Number.POSITIVE_INFINITY,
-      connectTimeout = 10_000,
-      minUptime = 1_000,
-    } = options;
-    if (!(maxAttempts >= 1) || !(Number.isInteger(maxAttempts) || maxAttempts === Infinity)) {
-      invalidArgument('maxAttempts', `expected an integer >= 1 or Infinity, got ${maxAttempts}`);
-    }
-    if (!(connectTimeout > 0)) {
-      invalidArgument('connectTimeout', `expected ms > 0 or Infinity, got ${connectTimeout}`);
-    }
-    if (!(minUptime >= 0)) {
-      invalidArgument('minUptime', `expected ms >= 0 or Infinity, got ${minUptime}`);
-    }
-    const policy = options.policy ?? defaultReconnectPolicy(options.random);
-    if (typeof policy?.next !== 'function')
-      invalidArgument('policy', 'expected an IntervalFunction');
-    const retryOn = options.retryOn;
+    const env = machineEnv(options);
     this.#connect = options.connect;
     this.#watch = options.watch;
     this.#dispose = options.dispose;
     this.#clock = options.clock ?? systemClock;
     this.isConnectionError = options.isConnectionError ?? isSocketError;
-    this.name = options.name ?? 'reconnector';
+    this.name = env.name;
     this.events.source = this.name;
-    this.#env = {
-      name: this.name,
-      maxAttempts,
-      connectTimeout,
-      minUptime,
-      delay: (failures, error) => policy.next(failures, error),
-      retryable: (error) => {
-        if (!retryOn) return true;
-        try {
-          return retryOn(error) !== false;
-        } catch {
-          return true; // a broken predicate must not stop recovery
-        }
-      },
-    };
+    this.#env = env;
   }
 
   get state(): ConnectionState {
@@ -416,7 +298,7 @@ export class Reconnector<C> implements Readiness {
         return;
       }
       case 'emit':
-        this.#count(effect.notice);
+        countNotice(this.#stats, effect.notice);
         this.#notices.push(effect.notice);
         return;
       case 'raise':
@@ -463,29 +345,6 @@ export class Reconnector<C> implements Readiness {
       w.cleanup?.();
       if (s.kind === 'connected') w.resolve(s.conn);
       else w.reject(error);
-    }
-  }
-
-  #count([event, payload]: Notice): void {
-    const stats = this.#stats;
-    switch (event) {
-      case 'connecting':
-        stats.attempts++;
-        return;
-      case 'connectFailed':
-        stats.failures++;
-        stats.lastError = payload.error;
-        return;
-      case 'connected':
-        stats.downtimeMs += payload.downtimeMs;
-        if (payload.generation > 1) stats.reconnects++;
-        return;
-      case 'disconnected':
-        stats.disconnects++;
-        stats.lastError = payload.error;
-        return;
-      default:
-        return;
     }
   }
 
