@@ -11,6 +11,7 @@ import { redisCommands, resilientRedis } from '@towerline/ioredis';
 import { pgQueries, resilientPg } from '@towerline/pg';
 import { RetryLayer } from '@towerline/retry';
 import { FaultProxy, freePort, RedisServer } from '@towerline/testing';
+import { bytesMethod, startGrpcServer } from '../fixtures/grpc-bytes.js';
 import type { SuiteReport } from './harness.js';
 
 /**
@@ -100,33 +101,17 @@ async function pgCase() {
   }
 }
 
-const identity = (b: Buffer) => b;
-const definition: grpc.ServiceDefinition = {
-  say: {
-    path: '/towerline.bench.Echo/Say',
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: identity,
-    requestDeserialize: identity,
-    responseSerialize: identity,
-    responseDeserialize: identity,
-  },
-};
+const definition: grpc.ServiceDefinition = { say: bytesMethod('towerline.bench.Echo', 'Say') };
 const Echo = grpc.makeGenericClientConstructor(definition, 'Echo');
-
-async function startGrpc(port: number): Promise<grpc.Server> {
-  const server = new grpc.Server();
-  server.addService(definition, {
-    say: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) =>
-      cb(null, call.request),
-  });
-  await new Promise<void>((resolve, reject) =>
-    server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (e) =>
-      e ? reject(e) : resolve(),
-    ),
+const startGrpc = (port: number) =>
+  startGrpcServer(
+    definition,
+    {
+      say: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) =>
+        cb(null, call.request),
+    },
+    port,
   );
-  return server;
-}
 
 async function grpcCase() {
   const port = await freePort();

@@ -7,34 +7,20 @@ import { backoff } from '@towerline/core';
 import { GrpcConnectivity, grpcChannelOptions, grpcRetry, unaryService } from '@towerline/grpc';
 import { freePort } from '@towerline/testing';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { bytesMethod, startGrpcServer } from '../../../test/fixtures/grpc-bytes.js';
 
-const identity = (b: Buffer) => b;
-const definition: grpc.ServiceDefinition = {
-  say: {
-    path: '/towerline.test.Echo/Say',
-    requestStream: false,
-    responseStream: false,
-    requestSerialize: identity,
-    requestDeserialize: identity,
-    responseSerialize: identity,
-    responseDeserialize: identity,
-  },
-};
+const definition: grpc.ServiceDefinition = { say: bytesMethod('towerline.test.Echo', 'Say') };
 const EchoClient = grpc.makeGenericClientConstructor(definition, 'Echo');
 
-async function startServer(port: number): Promise<grpc.Server> {
-  const server = new grpc.Server();
-  server.addService(definition, {
-    say: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) =>
-      callback(null, Buffer.from(`echo:${call.request.toString()}`)),
-  });
-  await new Promise<void>((resolve, reject) =>
-    server.bindAsync(`127.0.0.1:${port}`, grpc.ServerCredentials.createInsecure(), (error) =>
-      error ? reject(error) : resolve(),
-    ),
+const startServer = (port: number): Promise<grpc.Server> =>
+  startGrpcServer(
+    definition,
+    {
+      say: (call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) =>
+        callback(null, Buffer.from(`echo:${call.request.toString()}`)),
+    },
+    port,
   );
-  return server;
-}
 
 const closers: Array<() => unknown> = [];
 afterEach(async () => {

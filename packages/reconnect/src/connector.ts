@@ -1,5 +1,6 @@
 import type { CallContext, Clock, IntervalFunction, RandomSource } from '@towerline/core';
-import { type ConnectContext, Reconnector } from './reconnector.js';
+import { Reconnector } from './reconnector.js';
+import type { ConnectContext } from './reconnector-options.js';
 import { ReconnectService } from './service.js';
 
 /**

@@ -26,14 +26,14 @@ export {
   type Step,
   step,
 } from './machine.js';
+export { Reconnector } from './reconnector.js';
 export {
   type ConnectContext,
   defaultReconnectPolicy,
-  Reconnector,
   type ReconnectorEvents,
   type ReconnectorOptions,
   type ReconnectorStats,
-} from './reconnector.js';
+} from './reconnector-options.js';
 export {
   defaultSizeOf,
   ReconnectLayer,

@@ -17,9 +17,7 @@ import {
   step,
 } from './machine.js';
 import {
-  type ConnectContext,
   countNotice,
-  defaultReconnectPolicy,
   machineEnv,
   type ReconnectorEvents,
   type ReconnectorOptions,
@@ -27,14 +25,6 @@ import {
 } from './reconnector-options.js';
 import { isSocketError } from './socket-errors.js';
 import { type ConnectionState, canTransition, IllegalTransitionError } from './state.js';
-
-export {
-  type ConnectContext,
-  defaultReconnectPolicy,
-  type ReconnectorEvents,
-  type ReconnectorOptions,
-  type ReconnectorStats,
-};
 
 interface Waiter<C> {
   resolve: (conn: C) => void;

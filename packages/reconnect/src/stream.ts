@@ -4,7 +4,8 @@ import {
   TowerlineError,
   type TypedEmitter,
 } from '@towerline/core';
-import { Reconnector, type ReconnectorEvents, type ReconnectorOptions } from './reconnector.js';
+import { Reconnector } from './reconnector.js';
+import type { ReconnectorEvents, ReconnectorOptions } from './reconnector-options.js';
 
 /** Builds a fresh stream; `signal` aborts when the stream is abandoned or the supervisor closes. */
 export type StreamBuilder<T> = (
