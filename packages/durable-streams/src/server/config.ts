@@ -227,7 +227,7 @@ function locator(layers: Layer[], prov: Map<string, number>): Locate {
       if (layer.env) return layer.env.get(path) ?? envName(names.slice(0, n));
       const original = layer.renamed?.get(path) ?? path;
       const line = layer.text === undefined ? undefined : findKeyLine(layer.text, original);
-      return `${layer.label}${line ? ` line ${line}` : ''}${original === path ? '' : ` (as ${original})`}`;
+      return `${layer.label}${line ? ` line ${line}` : ''}${original === path ? '' : `, as ${original}`}`;
     }
     return 'the defaults';
   };
@@ -281,7 +281,10 @@ export function loadConfig(options: LoadOptions = {}): ServerConfig {
   for (const layer of layers) {
     for (const u of unknownKeys(serverConfigSchema, layer.tree, LEAVES)) {
       const key = u.path.map(showName).join('.');
-      problems.push(`unknown key ${key} in ${layer.label}: ${unknownKeyHint(u)}`);
+      const original = layer.renamed?.get(u.path.join('.')) ?? u.path.join('.');
+      const line = layer.text === undefined ? undefined : findKeyLine(layer.text, original);
+      const where = `${layer.label}${line ? ` line ${line}` : ''}`;
+      problems.push(`unknown key ${key} in ${where}: ${unknownKeyHint(u)}`);
     }
   }
   const tree: Tree = {};

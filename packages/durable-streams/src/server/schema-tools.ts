@@ -146,7 +146,7 @@ export function describeValue(value: unknown): string {
     if (!Number.isInteger(value)) return 'a fractional number';
     if (!Number.isSafeInteger(value)) return 'a number too large to be exact';
     if (value < 0) return 'a negative number';
-    return value === 0 ? 'zero' : 'a number out of range';
+    return value === 0 ? 'zero' : 'a number';
   }
   if (typeof value === 'string') return value === '' ? 'an empty string' : 'a string';
   if (typeof value === 'boolean') return 'true/false';
@@ -246,7 +246,9 @@ export function expectation(schema: unknown, issue: v.BaseIssue<unknown>): strin
   const { keys } = issuePath(issue);
   const node = nodeAt(schema, keys);
   const expected = node ? expectedOf(node) : 'a valid value';
-  const got = describeValue(issue.input);
+  let got = describeValue(issue.input);
+  if (issue.type === 'max_value') got = 'a number above the maximum';
+  else if (issue.type === 'min_value' && got === 'a number') got = 'a number below the minimum';
   const hint =
     typeof issue.input === 'number' && base(node ?? { type: '' }).type === 'picklist'
       ? ' (quote it: it is a string)'
