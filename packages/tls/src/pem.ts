@@ -201,26 +201,34 @@ export function isPlausiblePath(value: string): boolean {
   return true;
 }
 
+const classOf = (c: number) =>
+  c >= 65 && c <= 90 ? 1 : c >= 97 && c <= 122 ? 2 : c >= 48 && c <= 57 ? 3 : 4;
+
 /**
- * True when a one-line value looks like key material rather than a path: base64 or hex only,
- * with `+`, `=` or a 32-character run between slashes (no path component is that shape).
+ * True for a path component that reads like base64 or key material rather than a name: `+` or
+ * `=`, or 12+ characters that switch between upper case, lower case and digits 4+ times
+ * (`ServerCert2024` switches 3 times; random base64 about 10 times in 16 characters).
  */
-function looksLikeSecret(value: string): boolean {
-  if (value.length < 32) return false;
+function looksRandom(component: string): boolean {
+  let switches = 0;
   let run = 0;
-  let longRun = false;
-  let marks = false;
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    if (c === 47) {
+  let last = 0;
+  for (let i = 0; i < component.length; i++) {
+    const c = component.charCodeAt(i);
+    if (c === 43 || c === 61) return true;
+    const k = classOf(c);
+    if (k === 4) {
       run = 0;
+      switches = 0;
+      last = 0;
       continue;
     }
-    if (c === 43 || c === 61) marks = true;
-    else if (!isBase64Char(c)) return false;
-    if (++run >= 32) longRun = true;
+    run++;
+    if (last !== 0 && k !== last) switches++;
+    last = k;
+    if (run >= 12 && switches >= 4) return true;
   }
-  return marks || longRun;
+  return false;
 }
 
 /**
@@ -234,7 +242,7 @@ function looksLikeSecret(value: string): boolean {
  * ```
  */
 export function displayPath(value: string): string {
-  return isPlausiblePath(value) && !looksLikeSecret(value)
+  return isPlausiblePath(value) && !value.split('/').some(looksRandom)
     ? value
     : `(not shown: ${describeShape(value)})`;
 }
