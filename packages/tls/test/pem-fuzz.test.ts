@@ -9,9 +9,9 @@
  * note of issue 12 quotes a 20,000-input run), `TOWERLINE_FUZZ_BUDGET_MS` the time bound.
  */
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { connect, createSecureContext, createServer, type SecureContext } from 'node:tls';
+import { connect, createSecureContext, createServer } from 'node:tls';
 import { inspect } from 'node:util';
 import { isTowerlineError } from '@towerline/core';
 import { CertFactory } from '@towerline/testing';
@@ -225,7 +225,6 @@ it(
   async () => {
     const started = performance.now();
     const dir = join(certs.dir, 'fuzz');
-    const { mkdirSync } = await import('node:fs');
     mkdirSync(dir);
     const paths = {
       cert: join(dir, 'tls.crt'),
