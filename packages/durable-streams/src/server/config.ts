@@ -13,6 +13,7 @@ import {
   issuePath,
   isUnknownKeyIssue,
   leavesOf,
+  listsForTables,
   unknownKeyHint,
   unknownKeys,
 } from './schema-tools.js';
@@ -291,6 +292,9 @@ export function loadConfig(options: LoadOptions = {}): ServerConfig {
   const prov = new Map<string, number>();
   layers.forEach((layer, i) => mergeInto(tree, layer.tree, i, prov));
   const locate = locator(layers, prov);
+  for (const path of listsForTables(serverConfigSchema, tree)) {
+    problems.push(`${path} (from ${locate(path.split('.'))}): expected a table, got a list`);
+  }
   const parsed = v.safeParse(serverConfigSchema, tree);
   if (!parsed.success) {
     for (const issue of parsed.issues) {

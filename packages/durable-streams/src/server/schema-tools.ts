@@ -216,6 +216,26 @@ export function unknownKeys(
   return out;
 }
 
+/**
+ * Paths where `tree` has a list but the schema a table: valibot's object schemas take an array
+ * for an object (`limits = []` would pass as `{}`).
+ */
+export function listsForTables(schema: unknown, tree: unknown, prefix: string[] = []): string[] {
+  const entries = entriesOf(asNode(schema));
+  if (!entries || !isPlainTree(tree)) return [];
+  const out: string[] = [];
+  for (const [key, value] of Object.entries(tree)) {
+    const node = entries[key];
+    if (!node || !entriesOf(node)) continue;
+    if (Array.isArray(value)) out.push([...prefix, key].join('.'));
+    else out.push(...listsForTables(node, value, [...prefix, key]));
+  }
+  return out;
+}
+
+const isPlainTree = (x: unknown): x is Record<string, unknown> =>
+  typeof x === 'object' && x !== null && !Array.isArray(x);
+
 /** `did you mean …?` or the valid keys, for an unknown key's message. */
 export function unknownKeyHint(u: UnknownKey, asEnv = false): string {
   if (u.suggestion) {
@@ -245,7 +265,10 @@ export const isUnknownKeyIssue = (issue: v.BaseIssue<unknown>) =>
 export function expectation(schema: unknown, issue: v.BaseIssue<unknown>): string {
   const { keys } = issuePath(issue);
   const node = nodeAt(schema, keys);
-  const expected = node ? expectedOf(node) : 'a valid value';
+  let expected = node ? expectedOf(node) : 'a valid value';
+  // A value of the wrong type fails before any rule: name the type first.
+  if (node && issue.kind === 'schema' && base(node).type === 'string' && expected !== 'a string')
+    expected = `a string (${expected})`;
   let got = describeValue(issue.input);
   if (issue.type === 'max_value') got = 'a number above the maximum';
   else if (issue.type === 'min_value' && got === 'a number') got = 'a number below the minimum';

@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import * as v from 'valibot';
 import { type ServerConfig, serverConfigSchema } from './config-schema.js';
-import { expectation, issuePath, isUnknownKeyIssue } from './schema-tools.js';
+import { expectation, issuePath, isUnknownKeyIssue, listsForTables } from './schema-tools.js';
 import { SOURCES } from './sources.js';
 
 /** Parses `a.b.c.d/n` (or an IPv6 CIDR); undefined when invalid. */
@@ -101,7 +101,11 @@ function crossCheck(c: ServerConfig, from: (key: string) => string): string[] {
 export function checkConfig(config: unknown): { config: ServerConfig; problems: string[] } {
   const locate = typeof config === 'object' && config ? SOURCES.get(config) : undefined;
   const from = (key: string) => (locate ? locate(key.split('.')) : 'the config object');
+  const lists = listsForTables(serverConfigSchema, config).map(
+    (path) => `${path}: expected a table, got a list`,
+  );
   const parsed = v.safeParse(serverConfigSchema, config);
+  if (lists.length > 0) return { config: config as ServerConfig, problems: lists };
   if (!parsed.success) {
     const problems = parsed.issues.map((issue) => {
       const { text } = issuePath(issue);
