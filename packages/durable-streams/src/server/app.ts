@@ -113,7 +113,9 @@ function checkFile(path: string, what: string): void {
       'check_tls_files',
       code === 'ENOENT' || code === 'ENOTDIR'
         ? `${name} does not exist`
-        : `${name} cannot be read (${code ?? 'error'})`,
+        : code === 'EACCES'
+          ? `${name} is not readable by this process (permission denied on the way to it)`
+          : `${name} cannot be read (${code ?? 'error'})`,
     );
   }
   if (info.isDirectory())
@@ -268,9 +270,19 @@ export async function startApp(input: ServerConfig, logger?: Logger): Promise<Ru
     persistence?.close();
     await files?.close();
     const code = (error as { code?: string }).code;
+    const why =
+      code === 'EADDRINUSE'
+        ? 'the address is already in use'
+        : code === 'EACCES'
+          ? 'permission denied: ports below 1024 need privileges'
+          : code === 'EADDRNOTAVAIL'
+            ? 'the address is not on this machine'
+            : code === 'ENOTFOUND' || code === 'EAI_AGAIN'
+              ? 'the host name does not resolve'
+              : 'the listener failed';
     throw new StartupError(
       'bind_listener',
-      `cannot listen on ${config.server.bind_address} (${code ?? (error as Error).message})`,
+      `cannot listen on ${config.server.bind_address}: ${why} (${code ?? 'error'})`,
       { cause: error },
     );
   }

@@ -84,6 +84,12 @@ function crossCheck(c: ServerConfig, from: (key: string) => string): string[] {
     else if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(proxy.identity.header_name))
       problems.push('proxy.identity.header_name is not a valid header name');
   }
+  const base = c.http.stream_base_path;
+  if (!base.startsWith('/') || /[\s?#\\]/.test(base) || base.includes('//')) {
+    problems.push(
+      `http.stream_base_path (from ${from('http.stream_base_path')}) must be a path that starts with / (no spaces, ?, #, \\ or //)`,
+    );
+  }
   if (!parseBind(c.server.bind_address)) {
     problems.push(
       `server.bind_address (from ${from('server.bind_address')}) must be host:port, e.g. 127.0.0.1:4437 or [::1]:4437`,
