@@ -59,7 +59,7 @@ const keyPath: fc.Arbitrary<string[]> = fc.oneof(
     weight: 2,
   },
   {
-    arbitrary: fc.constantFrom(
+    arbitrary: fc.constantFrom<string[]>(
       ['limits'],
       ['transport'],
       ['proxy', 'identity'],
