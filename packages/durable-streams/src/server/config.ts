@@ -158,7 +158,6 @@ function fromEnv(env: NodeJS.ProcessEnv, problems: string[]): Layer {
     if (!name.startsWith('DS_') || raw === undefined || name === 'DS_PROFILE') continue;
     const leaf = ENV_KEYS.get(name);
     if (!leaf) {
-      const path = name.slice(3).toLowerCase().split('__');
       const prefix = `${name}__`;
       const inside = LEAVES.filter((l) => l.env.startsWith(prefix)).map((l) => l.env);
       const near = nearest(name, ENV_KEYS.keys());
@@ -290,7 +289,7 @@ export function loadConfig(options: LoadOptions = {}): ServerConfig {
   }
   const tree: Tree = {};
   const prov = new Map<string, number>();
-  layers.forEach((layer, i) => mergeInto(tree, layer.tree, i, prov));
+  for (const [i, layer] of layers.entries()) mergeInto(tree, layer.tree, i, prov);
   const locate = locator(layers, prov);
   for (const path of listsForTables(serverConfigSchema, tree)) {
     problems.push(`${path} (from ${locate(path.split('.'))}): expected a table, got a list`);
