@@ -1,7 +1,8 @@
 import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
 import { inspect } from 'node:util';
 import { TowerlineError } from '@towerline/core';
-import { opensslReason, stripped, type TlsConfig } from './tls-config.js';
+import { opensslReason, stripped } from './prove.js';
+import type { TlsConfig } from './tls-config.js';
 
 /** Settings that go into every secure context besides the certificate, key and CA. */
 export type ContextSettings = Pick<
