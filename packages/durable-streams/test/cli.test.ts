@@ -1,43 +1,13 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { CONFIG_KEYS, PROFILES } from '@towerline/durable-streams';
 import { afterAll, describe, expect, it } from 'vitest';
+import { REPO, runCli } from './support/run-cli.js';
 
-const REPO = resolve(__dirname, '../../..');
-const CLI = join(REPO, 'packages/durable-streams/src/cli.ts');
 const dir = mkdtempSync(join(tmpdir(), 'towerline-ds-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-/** The real command, as `pnpm ds-server -- …` runs it (with the `--`). */
-function run(args: string[], env: Record<string, string> = {}) {
-  return new Promise<{ code: number | null; stdout: string; stderr: string }>((done, fail) => {
-    const child = spawn(
-      process.execPath,
-      ['--conditions=source', '--import', 'tsx', CLI, '--', ...args],
-      {
-        cwd: REPO,
-        env: { PATH: process.env.PATH ?? '', TMPDIR: tmpdir(), ...env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding('utf8').on('data', (d) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.once('error', fail);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      done({ code, stdout, stderr });
-    });
-  });
-}
+const run = (args: string[], env: Record<string, string> = {}) => runCli(args, { env });
 
 describe('towerline-ds CLI', () => {
   it('--help lists every flag, profile, key and variable, the env convention, config files and exit codes', async () => {

@@ -4,14 +4,14 @@
  * process (an unreadable file, a privileged port, a storage directory without write access) run
  * the real CLI as `nobody` when the tests run as root.
  */
-import { spawn } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { loadConfig, StartupError, type StartupPhase, startApp } from '@towerline/durable-streams';
 import { CertFactory } from '@towerline/testing';
 import { afterAll, describe, expect, it } from 'vitest';
+import { runCli } from './support/run-cli.js';
 
 const root = mkdtempSync(join(tmpdir(), 'towerline-ds-trouble-'));
 chmodSync(root, 0o755);
@@ -243,31 +243,9 @@ describe('seed 002 "Startup Failure Troubleshooting": each cause lands in its ph
   });
 });
 
-const REPO = resolve(__dirname, '../../..');
-const CLI = join(REPO, 'packages/durable-streams/src/cli.ts');
 const asRoot = process.getuid?.() === 0;
-
-/** Runs the real CLI, as `nobody` when the tests run as root, until it exits. */
-function cli(env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', CLI], {
-      cwd: REPO, // where tsx resolves; it has no config/ directory
-      env: { PATH: process.env.PATH ?? '', TMPDIR: tmpdir(), ...env },
-      stdio: ['ignore', 'ignore', 'pipe'],
-      ...(asRoot ? { uid: 65_534, gid: 65_534 } : {}),
-    });
-    let stderr = '';
-    child.stderr.setEncoding('utf8').on('data', (d) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.once('error', fail);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      done({ code, stderr });
-    });
-  });
-}
+const cli = (env: Record<string, string>) =>
+  runCli([], { env, ...(asRoot ? { asUser: 65_534 } : {}) });
 
 describe('causes that need an unprivileged process (the real CLI)', () => {
   const secure = join(root, 'secure');
