@@ -1,6 +1,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { inspect } from 'node:util';
+import { ConfigProvider } from '@towerline/config';
 import {
   CONFIG_KEYS,
   checkConfig,
@@ -10,6 +12,7 @@ import {
   StartupError,
   startApp,
 } from '@towerline/durable-streams';
+import { parse as parseToml } from 'smol-toml';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const dir = mkdtempSync(join(tmpdir(), 'towerline-ds-schema-'));
@@ -264,5 +267,25 @@ describe('binding beyond loopback with CORS * warns', () => {
     await app.close();
     const warning = lines.find((l) => l.level === 'warn' && /cors_origins/.test(String(l.message)));
     expect(Boolean(warning)).toBe(warns);
+  });
+});
+
+describe('a TOML syntax error never quotes its line', () => {
+  const text = '[db]\ndb_password = "hunter2" x\n';
+  it('loadConfig: the file, line and column, and what was expected', () => {
+    const e = refusal(() => load(text));
+    expect(e.message).toMatch(
+      /c\d+\.toml is not valid TOML: each key-value declaration must be followed by an end-of-line \(line 2, column \d+\)/,
+    );
+    expect(inspect(e, { depth: 10 })).not.toContain('hunter2');
+  });
+
+  it('ConfigProvider with smol-toml as parse: ERR_CONFIG_INVALID without the line', async () => {
+    const config = new ConfigProvider({ parse: (t: string) => parseToml(t) });
+    const error = await config.reload(text).catch((e: unknown) => e as Error & { code: string });
+    expect(error.code).toBe('ERR_CONFIG_INVALID');
+    expect(error.message).toMatch(/line 2, column \d+/);
+    for (const t of [error.message, inspect(error, { depth: 10 }), JSON.stringify(error)])
+      expect(t).not.toContain('hunter2');
   });
 });

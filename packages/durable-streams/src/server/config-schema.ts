@@ -115,6 +115,7 @@ const corsOrigin: Rule = {
 
 const directory: Rule = { expected: 'a directory path (one line)', test: isPathLike };
 
+/** The server's configuration schema: see the top of this file for how to add a key. */
 export const serverConfigSchema = v.strictObject({
   server: section({
     bind_address: text('0.0.0.0:4437', 'host:port to listen on (127.0.0.1:4437 keeps it local)'),
