@@ -132,13 +132,11 @@ function checkFile(path: string, what: string): void {
 /** The loader's own reason for a refusal: the innermost `ERR_TLS_INVALID`, one line. */
 function tlsReason(error: unknown): string {
   let reason: unknown = error;
-  for (
-    let e: unknown = error;
-    e !== undefined && e !== null;
-    e = (e as { cause?: unknown }).cause
-  ) {
+  let e: unknown = error;
+  // Bounded: a cause chain can be a cycle.
+  for (let depth = 0; depth < 8 && e !== undefined && e !== null; depth++) {
     if (isTowerlineError(e, 'ERR_TLS_INVALID')) reason = e;
-    if (e === (e as { cause?: unknown }).cause) break;
+    e = (e as { cause?: unknown }).cause;
   }
   return String((reason as Error)?.message ?? reason).split('\n')[0]!;
 }
