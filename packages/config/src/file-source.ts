@@ -1,5 +1,5 @@
-import { watch } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { constants, watch } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { describeFileError, invalidArgument, TowerlineError } from '@towerline/core';
 import type { ConfigSource } from './provider.js';
@@ -9,21 +9,52 @@ export interface FileSourceOptions {
   debounceMs?: number;
   /** Times to re-read when the files change while being read. Default 3. */
   consistencyRetries?: number;
+  /** The largest file read, bytes; a larger one is an error, not a read. Default 16 MiB. */
+  maxBytes?: number;
+}
+
+const DEFAULT_MAX_BYTES = 16 * 1024 * 1024;
+// O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then refuses it.
+const FLAGS = constants.O_RDONLY | (constants.O_NONBLOCK ?? 0);
+
+/** Reads a regular file of at most `maxBytes`; anything else throws a coded Error. */
+async function readText(path: string, maxBytes: number): Promise<string> {
+  const handle = await open(path, FLAGS);
+  try {
+    const stats = await handle.stat();
+    const refuse = (code: string, why: string) => Object.assign(new Error(why), { code });
+    if (stats.isDirectory()) throw refuse('EISDIR', 'is a directory');
+    if (!stats.isFile()) throw refuse('ENOTREG', 'not a regular file');
+    if (stats.size > maxBytes) throw refuse('EFBIG', 'too large');
+    const bytes = await handle.readFile();
+    if (bytes.length > maxBytes) throw refuse('EFBIG', 'too large');
+    return bytes.toString('utf8');
+  } finally {
+    await handle.close();
+  }
+}
+
+function fileProblem(error: unknown, maxBytes: number): string {
+  const code = (error as { code?: string })?.code;
+  if (code === 'ENOTREG') return 'is not a regular file (a FIFO, socket or device)';
+  if (code === 'EFBIG') return `is larger than the ${maxBytes}-byte limit (maxBytes)`;
+  return describeFileError(error);
 }
 
 type Contents<F> = F extends string ? string : { [K in keyof F]: string };
 
 async function readAll(
   paths: ReadonlyArray<readonly [string, string]>,
+  maxBytes: number,
 ): Promise<Record<string, string>> {
   const entries = await Promise.all(
     paths.map(async ([name, path]) => {
       try {
-        return [name, await readFile(path, 'utf8')] as const;
+        return [name, await readText(path, maxBytes)] as const;
       } catch (error) {
-        const why = describeFileError(error);
-        throw new TowerlineError('ERR_CONFIG_INVALID', `${path} ${why}`, {
-          cause: error,
+        const code = (error as { code?: string })?.code;
+        throw new TowerlineError('ERR_CONFIG_INVALID', `${path} ${fileProblem(error, maxBytes)}`, {
+          cause: code ? Object.assign(new Error(code), { code }) : error,
           parameter: name,
         });
       }
@@ -42,10 +73,11 @@ const same = (a: Record<string, string>, b: Record<string, string>) =>
 async function readConsistent(
   paths: ReadonlyArray<readonly [string, string]>,
   retries: number,
+  maxBytes: number,
 ): Promise<Record<string, string>> {
-  let first = await readAll(paths);
+  let first = await readAll(paths, maxBytes);
   for (let i = 0; i < retries; i++) {
-    const second = await readAll(paths);
+    const second = await readAll(paths, maxBytes);
     if (same(first, second)) return first;
     first = second;
   }
@@ -84,11 +116,13 @@ export function fileSource<F extends string | Record<string, string>>(
     if (typeof path !== 'string' || path === '')
       invalidArgument(`files.${name}`, 'expected a path');
   }
-  const { debounceMs = 50, consistencyRetries = 3 } = options;
+  const { debounceMs = 50, consistencyRetries = 3, maxBytes = DEFAULT_MAX_BYTES } = options;
   if (!(debounceMs >= 0)) invalidArgument('debounceMs', `expected ms >= 0, got ${debounceMs}`);
+  if (!(Number.isSafeInteger(maxBytes) && maxBytes > 0))
+    invalidArgument('maxBytes', 'expected a positive whole number of bytes');
   const shape = (contents: Record<string, string>) =>
     (single ? contents.file : contents) as Contents<F>;
-  const load = async () => shape(await readConsistent(named, consistencyRetries));
+  const load = async () => shape(await readConsistent(named, consistencyRetries, maxBytes));
 
   async function* stream(signal: AbortSignal): AsyncGenerator<Contents<F>> {
     let dirty = false;
@@ -118,7 +152,7 @@ export function fileSource<F extends string | Record<string, string>>(
     const onAbort = () => poke();
     signal.addEventListener('abort', onAbort, { once: true });
     try {
-      let last = await readConsistent(named, consistencyRetries);
+      let last = await readConsistent(named, consistencyRetries, maxBytes);
       yield shape(last);
       while (!signal.aborted) {
         if (!dirty && failure === undefined) {
@@ -129,7 +163,7 @@ export function fileSource<F extends string | Record<string, string>>(
         }
         if (failure !== undefined) throw failure;
         dirty = false;
-        const next = await readConsistent(named, consistencyRetries);
+        const next = await readConsistent(named, consistencyRetries, maxBytes);
         if (same(last, next)) continue;
         last = next;
         yield shape(next);

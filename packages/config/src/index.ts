@@ -6,6 +6,7 @@
  * @packageDocumentation
  */
 export { type FileSourceOptions, fileSource } from './file-source.js';
+export { describeParseError, lineColumn } from './parse-error.js';
 export {
   type ConfigEvents,
   ConfigProvider,
@@ -21,3 +22,9 @@ export {
   rateLimitProblems,
   readBodyLimited,
 } from './rate-limit.js';
+export type {
+  StandardSchemaIssue,
+  StandardSchemaProps,
+  StandardSchemaResult,
+  StandardSchemaV1,
+} from './standard-schema.js';

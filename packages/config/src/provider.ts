@@ -10,6 +10,9 @@ import {
   TypedEmitter,
 } from '@towerline/core';
 import { type StreamBuilder, type SupervisedStream, superviseStream } from '@towerline/reconnect';
+import { describeParseError, parseErrorCause } from './parse-error.js';
+import { deepFreeze, invalid, notReady, problemsOf } from './provider-support.js';
+import { type StandardSchemaV1, schemaProblems } from './standard-schema.js';
 
 /** Where values come from: pushed by a stream, read on demand by `load`, or both. */
 export interface ConfigSource<Raw> {
@@ -25,8 +28,18 @@ export type ValidationResult = readonly string[] | string | boolean | undefined 
 export interface ConfigProviderOptions<T, Raw = T> {
   /** A source, or a bare stream builder. */
   source?: ConfigSource<Raw> | StreamBuilder<Raw>;
-  /** Turns raw input (file contents, a message) into a value; a throw rejects the input. */
+  /**
+   * Turns raw input (file contents, a message) into a value; a throw rejects the input. The
+   * message names what the parser expected and where (line, column), never the source line.
+   */
   parse?: (raw: Raw) => T;
+  /**
+   * A Standard Schema (zod 3.24+, valibot 1+, ArkType, …) that checks the parsed value and may
+   * transform it (defaults, coercions): its output is the value. Runs after `parse`, before
+   * `validate`; each issue becomes one problem, `path: message`, with the offending string
+   * value masked. Must be synchronous.
+   */
+  schema?: StandardSchemaV1<unknown, T>;
   /**
    * Checks a candidate against the current value. Return every problem found; a non-empty list
    * (or a throw) rejects the candidate and keeps the current value.
@@ -62,6 +75,12 @@ export interface StartOptions {
   signal?: AbortSignal;
   /** Rejects with `ERR_TIMEOUT` when no valid value arrived in time, ms. */
   timeout?: number;
+  /**
+   * Rejects with the refusal (`ERR_CONFIG_INVALID`, the parse or validation error as `cause`)
+   * as soon as the source delivers a value that is refused, instead of waiting for a valid one.
+   * For startup, where a bad file should stop the process at once. Default false.
+   */
+  failFast?: boolean;
 }
 
 interface Reload<Raw> {
@@ -69,32 +88,6 @@ interface Reload<Raw> {
   promise: Promise<unknown>;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
-}
-
-function deepFreeze<V>(value: V): V {
-  if (value === null || typeof value !== 'object' || Object.isFrozen(value)) return value;
-  const proto = Object.getPrototypeOf(value);
-  // Plain data only: class instances (a SecureContext, a Buffer) keep their own semantics.
-  if (!Array.isArray(value) && proto !== Object.prototype && proto !== null) return value;
-  Object.freeze(value);
-  for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key]);
-  return value;
-}
-
-function problemsOf(result: ValidationResult): string[] {
-  if (result === undefined || result === true) return [];
-  if (result === false) return ['rejected by validate()'];
-  if (typeof result === 'string') return result ? [result] : [];
-  return [...result];
-}
-
-function invalid(name: string, problems: string[], cause?: unknown): TowerlineError {
-  const list = problems.map((p) => `  - ${p}`).join('\n');
-  return new TowerlineError(
-    'ERR_CONFIG_INVALID',
-    `${name}: invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n${list}`,
-    { problems, ...(cause === undefined ? {} : { cause }) },
-  );
 }
 
 /**
@@ -128,6 +121,7 @@ export class ConfigProvider<T, Raw = T> {
   #healthy: boolean | undefined;
   #closed = false;
   readonly #parse: ((raw: Raw) => T) | undefined;
+  readonly #schema: StandardSchemaV1<unknown, T> | undefined;
   readonly #validate: ConfigProviderOptions<T, Raw>['validate'];
   readonly #staticKeys: ReadonlyArray<keyof T & string>;
   readonly #source: ConfigSource<Raw>;
@@ -155,6 +149,14 @@ export class ConfigProvider<T, Raw = T> {
     this.events.source = this.name;
     this.#source = source ?? {};
     this.#parse = options.parse;
+    if (
+      options.schema !== undefined &&
+      typeof (options.schema as { '~standard'?: { validate?: unknown } })?.['~standard']
+        ?.validate !== 'function'
+    ) {
+      invalidArgument('schema', 'expected a Standard Schema (an object with ~standard.validate)');
+    }
+    this.#schema = options.schema;
     this.#validate = options.validate;
     this.#staticKeys = options.staticKeys ?? [];
     this.#policy =
@@ -198,7 +200,7 @@ export class ConfigProvider<T, Raw = T> {
   start(options: StartOptions = {}): Promise<T> {
     if (this.#closed)
       return Promise.reject(new TowerlineError('ERR_CLOSED', `${this.name} is closed`));
-    const { signal, timeout } = options;
+    const { signal, timeout, failFast = false } = options;
     if (timeout !== undefined && !(timeout > 0))
       invalidArgument('timeout', `expected ms > 0, got ${timeout}`);
     if (signal?.aborted) return Promise.reject(signal.reason);
@@ -207,6 +209,9 @@ export class ConfigProvider<T, Raw = T> {
     return new Promise<T>((resolve, reject) => {
       const subs = [
         this.events.subscribe('updated', () => finish(undefined)),
+        this.events.subscribe('rejected', ({ error }) => {
+          if (failFast && this.#value === undefined) finish(error);
+        }),
         this.events.subscribe('unhealthy', ({ error }) => {
           if (this.#value === undefined) {
             finish(
@@ -364,9 +369,29 @@ export class ConfigProvider<T, Raw = T> {
       next = this.#parse ? this.#parse(raw) : (raw as unknown as T);
     } catch (error) {
       throw this.#reject(
-        invalid(this.name, [`could not parse: ${(error as Error)?.message ?? error}`], error),
+        invalid(
+          this.name,
+          [`could not parse: ${describeParseError(error, raw)}`],
+          parseErrorCause(error, raw),
+        ),
         initial,
       );
+    }
+    if (this.#schema) {
+      const result = this.#schema['~standard'].validate(next);
+      if (result instanceof Promise) {
+        result.catch(() => {});
+        throw this.#reject(
+          invalid(this.name, [
+            'the schema is asynchronous; ConfigProvider needs a synchronous one',
+          ]),
+          initial,
+        );
+      }
+      if (result.issues) {
+        throw this.#reject(invalid(this.name, schemaProblems(result.issues, next)), initial);
+      }
+      next = result.value;
     }
     let problems: string[];
     try {
@@ -409,23 +434,6 @@ export class ConfigProvider<T, Raw = T> {
         : `${this.name} has no value yet: await start() first`,
     );
   }
-}
-
-/** A stand-in value whose every use throws (`ERR_NOT_READY`). */
-function notReady<T>(error: () => TowerlineError): T {
-  const fail = (): never => {
-    throw error();
-  };
-  return new Proxy(Object.create(null), {
-    get: fail,
-    has: fail,
-    ownKeys: fail,
-    getOwnPropertyDescriptor: fail,
-    set: fail,
-    defineProperty: fail,
-    deleteProperty: fail,
-    getPrototypeOf: fail,
-  }) as T;
 }
 
 /** True when `error` is a validation failure from a {@link ConfigProvider}. */

@@ -1,43 +1,88 @@
 #!/usr/bin/env node
 /**
- * `towerline-ds [--profile dev|prod|prod-tls|prod-mtls] [--config path]`: the Durable Streams
+ * `towerline-ds [--profile NAME] [--config FILE] [--config-dir DIR]`: the Durable Streams
  * server. Configuration layers: defaults → profile → config/*.toml → --config → DS_* variables.
- * A startup failure prints `[phase] …` with the likely cause and exits non-zero.
+ * A startup failure prints `[phase] …` with the likely cause; exit codes: 0 ok, 1 runtime,
+ * 2 bad configuration or usage (`--help` lists them all).
  */
 import { parseArgs } from 'node:util';
+import pkg from '../package.json' with { type: 'json' };
+import { EXIT_CODES, helpText } from './cli-help.js';
 import { startApp } from './server/app.js';
-import { loadConfig, type Profile, StartupError } from './server/config.js';
+import { loadConfig, PROFILES, type Profile, StartupError } from './server/config.js';
+import { nearest, showName } from './server/suggest.js';
 
-async function main(): Promise<void> {
-  let values: { profile?: string; config?: string; 'config-dir'?: string };
+const FLAGS = ['--profile', '--config', '--config-dir', '--help', '--version'];
+
+class UsageError extends Error {}
+
+function parse(argv: string[]) {
   try {
-    ({ values } = parseArgs({
-      args: process.argv.slice(2).filter((a, i) => !(i === 0 && a === '--')),
+    return parseArgs({
+      args: argv,
       options: {
         profile: { type: 'string' },
         config: { type: 'string' },
         'config-dir': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'V' },
       },
-    }));
+    }).values;
   } catch (error) {
-    throw new StartupError('load_config', (error as Error).message);
+    const bad = argv.find((a) => a.startsWith('-') && !FLAGS.includes(a.split('=')[0]!));
+    const code = (error as { code?: string }).code;
+    if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL')
+      throw new UsageError('unexpected argument (this command takes options only)');
+    if (bad !== undefined && code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      const near = nearest(bad.split('=')[0]!, FLAGS);
+      throw new UsageError(
+        `unknown option ${showName(bad.split('=')[0]!)}${near ? ` (did you mean ${near}?)` : ''}`,
+      );
+    }
+    throw new UsageError(
+      `${code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' ? 'an option needs a value' : 'invalid arguments'}`,
+    );
   }
+}
+
+async function main(argv: string[]): Promise<void> {
+  const values = parse(argv);
+  if (values.help) {
+    process.stdout.write(helpText());
+    return;
+  }
+  if (values.version) {
+    process.stdout.write(`${pkg.name} ${pkg.version}\n`);
+    return;
+  }
+  const profile = values.profile ?? process.env.DS_PROFILE ?? 'default';
   const config = loadConfig({
-    profile: (values.profile ?? process.env.DS_PROFILE ?? 'default') as Profile,
+    profile: profile as Profile,
     ...(values.config ? { configPath: values.config } : {}),
     ...(values['config-dir'] ? { configDir: values['config-dir'] } : {}),
   });
   const app = await startApp(config);
   const stop = async () => {
     await app.close();
-    process.exit(0);
+    process.exit(EXIT_CODES.ok);
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
 }
 
-main().catch((error: unknown) => {
-  if (error instanceof StartupError) console.error(error.message);
-  else console.error(`[start_server] ${(error as Error)?.message ?? error}`);
-  process.exit(1);
+// `pnpm ds-server -- --help` passes the `--` through.
+const argv = process.argv.slice(2).filter((a, i) => !(i === 0 && a === '--'));
+main(argv).catch((error: unknown) => {
+  if (error instanceof UsageError) {
+    console.error(
+      `towerline-ds: ${error.message}\nRun towerline-ds --help for usage; profiles: ${PROFILES.join(', ')}.`,
+    );
+    process.exit(EXIT_CODES.config);
+  }
+  if (error instanceof StartupError) {
+    console.error(error.message);
+    process.exit(error.exitCode);
+  }
+  console.error(`[start_server] ${(error as Error)?.message ?? error}`);
+  process.exit(EXIT_CODES.runtime);
 });

@@ -21,6 +21,8 @@ export {
 } from './reader.js';
 export { clientOrigin, jsonLogger, type Logger, type RunningApp, startApp } from './server/app.js';
 export {
+  CONFIG_KEYS,
+  checkConfig,
   defaults as defaultServerConfig,
   type HttpVersion,
   type LoadOptions,
@@ -28,8 +30,12 @@ export {
   PROFILES,
   type Profile,
   type ServerConfig,
+  type ServerConfigInput,
+  STARTUP_CODES,
   StartupError,
+  type StartupErrorCode,
   type StartupPhase,
+  serverConfigSchema,
   type TransportMode,
   validateConfig,
 } from './server/config.js';

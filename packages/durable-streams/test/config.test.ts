@@ -51,8 +51,8 @@ describe('loadConfig: layers', () => {
   it('applies every layer over the one before, in order', () => {
     const d = configDir({
       'default.toml':
-        '[server]\nbind_address = "127.0.0.1:1000"\n[http]\ncors_origins = "a"\nstream_base_path = "/a"\n',
-      'prod.toml': '[http]\ncors_origins = "b"\n[limits]\nmax_stream_bytes = 2\n',
+        '[server]\nbind_address = "127.0.0.1:1000"\n[http]\ncors_origins = "https://a.example"\nstream_base_path = "/a"\n',
+      'prod.toml': '[http]\ncors_origins = "https://b.example"\n[limits]\nmax_stream_bytes = 2\n',
       'local.toml': '[limits]\nmax_stream_bytes = 3\n[storage]\ndata_dir = "/local"\n',
     });
     const extra = join(d, 'extra.toml');
@@ -70,7 +70,7 @@ describe('loadConfig: layers', () => {
       },
     });
     expect(c.server.bind_address).toBe('127.0.0.1:1000'); // default.toml over built-ins
-    expect(c.http.cors_origins).toBe('b'); // prod.toml over default.toml
+    expect(c.http.cors_origins).toBe('https://b.example'); // prod.toml over default.toml
     expect(c.http.stream_base_path).toBe('/a');
     expect(c.limits.max_stream_bytes).toBe(3); // local.toml over prod.toml
     expect(c.storage.mode).toBe('file-durable'); // the prod profile
@@ -108,7 +108,7 @@ describe('phase-aware startup errors', () => {
     ).toContain('nope.toml does not exist');
     expect(
       (await phaseOf(() => loadConfig({ env: { DS_PROXY__ENABLED: 'maybe' } }))).message,
-    ).toContain('DS_PROXY__ENABLED must be true or false');
+    ).toContain('proxy.enabled (from DS_PROXY__ENABLED): expected true or false');
     expect((await phaseOf(() => loadConfig({ profile: 'staging' as never, env: {} }))).phase).toBe(
       'load_config',
     );
@@ -151,7 +151,11 @@ describe('phase-aware startup errors', () => {
       (c: ServerConfig) => (c.proxy.enabled = true),
       /needs proxy.trusted_proxies/,
     ],
-    ['bad CIDR', (c: ServerConfig) => (c.proxy.trusted_proxies = ['10.0.0.0/99']), /invalid CIDR/],
+    [
+      'bad CIDR',
+      (c: ServerConfig) => (c.proxy.trusted_proxies = ['10.0.0.0/99']),
+      /trusted_proxies\[0\].*not a valid address or CIDR/,
+    ],
     [
       'identity header outside mtls',
       (c: ServerConfig) => {

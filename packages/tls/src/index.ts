@@ -6,6 +6,8 @@
  *
  * @packageDocumentation
  */
+
+export { displayPath, MAX_PEM_BYTES } from './pem.js';
 export {
   ClientConfigProvider,
   ClientTlsProvider,
@@ -23,6 +25,7 @@ export {
   type CertificateInfo,
   loadTlsConfig,
   loadTlsConfigSync,
+  parseCaBundle,
   parseTlsConfig,
   type TlsConfig,
   type TlsConfigInput,

@@ -8,7 +8,8 @@ import {
   fileSource,
 } from '@towerline/config';
 import { type Disposable, TowerlineError, TypedEmitter } from '@towerline/core';
-import { parseTlsConfig, type TlsConfig } from './tls-config.js';
+import { displayPath } from './pem.js';
+import { parseCaBundle, parseTlsConfig, type TlsConfig } from './tls-config.js';
 import { buildSecureContext, type ContextSettings, secureContextOptions } from './tls-state.js';
 
 /** What a TLS server serves; every field rotates. */
@@ -70,6 +71,8 @@ function buildServerContexts(settings: TlsServerSettings): ServerContexts {
   const cached = built.get(settings);
   if (cached) return cached;
   const ca = settings.clientCa;
+  // OpenSSL skips what it cannot parse in a CA bundle: check it, or garbage lets a server start.
+  if (ca !== undefined) parseCaBundle(ca, 'client CA');
   const fallback = buildSecureContext(settings.default, settings.context, ca);
   const exact = new Map<string, SecureContext>();
   const wildcard = new Map<string, SecureContext>();
@@ -363,10 +366,12 @@ export function serverConfigFromFiles(
       const settings: TlsServerSettings = {
         default: parseTlsConfig(
           { cert: pem.cert!, key: pem.key!, passphrase: files.passphrase },
-          { cert: `cert ${files.cert}`, key: `key ${files.key}` },
+          { cert: `cert ${displayPath(files.cert)}`, key: `key ${displayPath(files.key)}` },
           options.now,
         ),
-        ...(pem.clientCa ? { clientCa: pem.clientCa } : {}),
+        ...(pem.clientCa !== undefined
+          ? { clientCa: parseCaBundle(pem.clientCa, `client CA ${displayPath(files.clientCa!)}`) }
+          : {}),
         ...(options.context ? { context: options.context } : {}),
       };
       buildServerContexts(settings); // refuse what OpenSSL would refuse, before it is in force

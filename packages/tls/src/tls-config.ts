@@ -1,8 +1,18 @@
 import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { createSecureContext } from 'node:tls';
 import { inspect } from 'node:util';
-import { describeFileError, TowerlineError } from '@towerline/core';
+import {
+  blockName,
+  describeShape,
+  invalid,
+  isKeyLabel,
+  isPlausiblePath,
+  MAX_PEM_BYTES,
+  type PemBlock,
+  parsePem,
+} from './pem.js';
+import { checkChain, checkContext, opensslReason, provePair, stripped } from './prove.js';
+import { readPemFile, readPemFileSync } from './read-file.js';
 
 /** Public facts about a certificate: safe to log. */
 export interface CertificateInfo {
@@ -21,11 +31,11 @@ export interface CertificateInfo {
  * key.
  */
 export interface TlsConfig {
-  /** The chain, leaf first, as PEM. */
+  /** The chain, leaf first, as canonical PEM (the certificate blocks only). */
   readonly cert: string;
-  /** The private key as PEM (non-enumerable). */
+  /** The private key as canonical PEM (non-enumerable). */
   readonly key: string;
-  /** A CA bundle to verify peers with (mTLS), as PEM. */
+  /** A CA bundle to verify peers with (mTLS), as canonical PEM. */
   readonly ca?: string;
   /** The key's passphrase, if it is encrypted (non-enumerable). */
   readonly passphrase?: string;
@@ -41,42 +51,8 @@ export interface TlsConfigInput {
   passphrase?: string | undefined;
   /** Wall-clock ms for the validity check. Default `Date.now`. */
   now?: () => number;
-}
-
-const BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/g;
-const KEY_TYPES = new Set([
-  'PRIVATE KEY',
-  'RSA PRIVATE KEY',
-  'EC PRIVATE KEY',
-  'ENCRYPTED PRIVATE KEY',
-]);
-
-const isPem = (value: string) => value.includes('-----BEGIN ');
-
-function invalid(message: string, cause?: unknown): TowerlineError {
-  return new TowerlineError('ERR_TLS_INVALID', message, cause === undefined ? {} : { cause });
-}
-
-interface Block {
-  type: string;
-  pem: string;
-}
-
-/** Splits PEM text into blocks; anything malformed is an error naming `what`. */
-function blocks(text: string, what: string): Block[] {
-  const found: Block[] = [];
-  for (const m of text.matchAll(BLOCK)) {
-    const body = m[2]!.replace(/\s+/g, '');
-    if (!/^[A-Za-z0-9+/]+=*$/.test(body) && !m[2]!.includes(':')) {
-      throw invalid(`${what}: a ${m[1]} block is not valid base64`);
-    }
-    found.push({ type: m[1]!, pem: m[0] });
-  }
-  const begins = (text.match(/-----BEGIN /g) ?? []).length;
-  if (begins !== found.length) {
-    throw invalid(`${what} is truncated or malformed (a BEGIN line without its END line)`);
-  }
-  return found;
+  /** The largest file or string accepted per part, bytes. Default 2 MiB ({@link MAX_PEM_BYTES}). */
+  maxBytes?: number;
 }
 
 function describeCert(x: X509Certificate): CertificateInfo {
@@ -91,53 +67,102 @@ function describeCert(x: X509Certificate): CertificateInfo {
   };
 }
 
-function parseCertificates(text: string, what: string): X509Certificate[] {
-  const all = blocks(text, what);
-  if (all.some((b) => KEY_TYPES.has(b.type))) {
+const oneLine = (subject: string) => subject.replace(/\n/g, ', ');
+
+/** The certificates of a chain or bundle, parsed, with their canonical PEM. */
+function parseCertificates(
+  text: string,
+  what: string,
+  maxBytes: number,
+): { certs: X509Certificate[]; pem: string } {
+  const all = parsePem(text, what, maxBytes);
+  if (all.some((b) => isKeyLabel(b.label))) {
     throw invalid(`${what} contains a private key where certificates were expected`);
   }
-  const certs = all.filter((b) => b.type === 'CERTIFICATE');
-  if (certs.length === 0) throw invalid(`${what} contains no certificate (empty chain)`);
-  return certs.map((b, i) => {
+  const blocks = all.filter((b) => b.label === 'CERTIFICATE');
+  if (blocks.length === 0) {
+    throw invalid(
+      all.length === 0
+        ? `${what} contains no certificate (empty chain: no -----BEGIN CERTIFICATE----- line)`
+        : `${what} contains no certificate (empty chain: only ${blockName(all[0]!.label)})`,
+    );
+  }
+  const certs = blocks.map((b, i) => {
     try {
       return new X509Certificate(b.pem);
     } catch (error) {
-      throw invalid(`${what}: certificate #${i + 1} cannot be parsed`, error);
+      throw invalid(
+        `${what}: certificate #${i + 1} (line ${b.line}) cannot be parsed (${opensslReason(error)})`,
+        stripped(error),
+      );
     }
   });
+  return { certs, pem: blocks.map((b) => b.pem).join('') };
 }
 
-function parseKey(text: string, what: string, passphrase: string | undefined): KeyObject {
-  const keys = blocks(text, what).filter((b) => KEY_TYPES.has(b.type));
-  if (keys.length === 0) throw invalid(`${what} contains no private key`);
+function isEncrypted(block: PemBlock): boolean {
+  return (
+    block.label === 'ENCRYPTED PRIVATE KEY' ||
+    block.headers.some((h) => h.replace(/\s+/g, '').toUpperCase() === 'PROC-TYPE:4,ENCRYPTED')
+  );
+}
+
+function parseKey(
+  text: string,
+  what: string,
+  passphrase: string | undefined,
+  maxBytes: number,
+): { key: KeyObject; pem: string } {
+  const all = parsePem(text, what, maxBytes);
+  const keys = all.filter((b) => isKeyLabel(b.label));
+  if (keys.length === 0) {
+    throw invalid(
+      all.some((b) => b.label === 'CERTIFICATE')
+        ? `${what} contains a certificate where a private key was expected`
+        : `${what} contains no private key${all.length === 0 ? ' (no -----BEGIN line)' : ''}`,
+    );
+  }
   if (keys.length > 1) throw invalid(`${what} contains ${keys.length} private keys; expected one`);
   const block = keys[0]!;
-  const encrypted =
-    block.type === 'ENCRYPTED PRIVATE KEY' || block.pem.includes('Proc-Type: 4,ENCRYPTED');
+  const encrypted = isEncrypted(block);
   if (encrypted && !passphrase) throw invalid(`${what} is encrypted and no passphrase was given`);
   try {
-    return createPrivateKey(passphrase ? { key: block.pem, passphrase } : { key: block.pem });
+    const key = createPrivateKey(
+      passphrase
+        ? { key: block.pem, format: 'pem', passphrase }
+        : { key: block.pem, format: 'pem' },
+    );
+    return { key, pem: block.pem };
   } catch (error) {
-    // The cause is OpenSSL's reason code; neither it nor this message quotes the key.
+    // OpenSSL's reason names a decoder step, never the key's bytes.
     throw invalid(
       encrypted
         ? `${what} could not be decrypted (wrong passphrase?)`
-        : `${what} is not a valid private key`,
+        : `${what} is not a valid private key (${opensslReason(error)})`,
       stripped(error),
     );
   }
 }
 
-/** An error with only its code and message, in case a library ever put input in other fields. */
-function stripped(error: unknown): Error {
-  const e = error as { message?: string; code?: string };
-  return Object.assign(new Error(String(e?.message ?? error)), e?.code ? { code: e.code } : {});
+/**
+ * Checks a CA bundle (for verifying peers: mTLS client CAs, a private server CA) and returns it
+ * as canonical PEM. Garbage, a key, or a bundle OpenSSL refuses is `ERR_TLS_INVALID`.
+ */
+export function parseCaBundle(text: string, name = 'ca bundle', maxBytes = MAX_PEM_BYTES): string {
+  const { pem } = parseCertificates(text, name, maxBytes);
+  try {
+    createSecureContext({ ca: pem });
+  } catch (error) {
+    throw invalid(`OpenSSL refuses ${name} (${opensslReason(error)})`, stripped(error));
+  }
+  return pem;
 }
 
 /**
  * Checks PEM text (already read) and builds a {@link TlsConfig}. `names` say where each part came
- * from, for the messages. Checks: PEM well-formed, chain not empty, key parses (passphrase),
- * key matches the leaf, the leaf is valid now, CA bundle parses.
+ * from, for the messages. Checks: PEM well-formed and within `maxBytes`, chain not empty, key
+ * parses (passphrase), key matches the leaf and signs for it, the chain's signatures hold, the
+ * leaf is valid now, the CA bundle parses, and OpenSSL builds a secure context from it all.
  */
 export function parseTlsConfig(
   pem: { cert: string; key: string; ca?: string | undefined; passphrase?: string | undefined },
@@ -147,15 +172,13 @@ export function parseTlsConfig(
     ca: 'inline ca',
   },
   now: () => number = Date.now,
+  maxBytes: number = MAX_PEM_BYTES,
 ): TlsConfig {
-  const chain = parseCertificates(pem.cert, names.cert);
+  const { certs: chain, pem: certPem } = parseCertificates(pem.cert, names.cert, maxBytes);
   const leaf = chain[0]!;
-  const key = parseKey(pem.key, names.key, pem.passphrase);
-  if (!leaf.checkPrivateKey(key)) {
-    throw invalid(
-      `${names.key} does not match the certificate in ${names.cert} (${leaf.subject.replace(/\n/g, ', ')})`,
-    );
-  }
+  const { key, pem: keyPem } = parseKey(pem.key, names.key, pem.passphrase, maxBytes);
+  provePair(key, leaf, names);
+  checkChain(chain, names.cert);
   const info = describeCert(leaf);
   const t = now();
   if (t < info.validFrom.getTime()) {
@@ -166,11 +189,16 @@ export function parseTlsConfig(
   if (t > info.validTo.getTime()) {
     throw invalid(`${names.cert}: the certificate expired on ${info.validTo.toISOString()}`);
   }
-  if (pem.ca !== undefined) parseCertificates(pem.ca, names.ca ?? 'ca');
+  const caName = names.ca ?? 'ca';
+  const caPem = pem.ca === undefined ? undefined : parseCertificates(pem.ca, caName, maxBytes).pem;
+  checkContext(
+    { cert: certPem, key: keyPem, ca: caPem, passphrase: pem.passphrase },
+    { cert: names.cert, key: names.key, ca: caName },
+  );
   return makeConfig({
-    cert: pem.cert,
-    key: pem.key,
-    ca: pem.ca,
+    cert: certPem,
+    key: keyPem,
+    ca: caPem,
     passphrase: pem.passphrase,
     leaf: info,
     chainLength: chain.length,
@@ -208,8 +236,7 @@ function makeConfig(parts: {
     passphrase: { value: parts.passphrase, enumerable: false },
     toJSON: { value: publicView, enumerable: false },
     toString: {
-      value: () =>
-        `TlsConfig(${config.leaf.subject.replace(/\n/g, ', ')}, serial ${config.leaf.serialNumber})`,
+      value: () => `TlsConfig(${oneLine(config.leaf.subject)}, serial ${config.leaf.serialNumber})`,
       enumerable: false,
     },
     [inspect.custom]: { value: () => `TlsConfig ${inspect(publicView())}`, enumerable: false },
@@ -217,37 +244,51 @@ function makeConfig(parts: {
   return Object.freeze(config) as TlsConfig;
 }
 
-async function readPart(value: string, what: string): Promise<{ text: string; name: string }> {
-  if (isPem(value)) return { text: value, name: `inline ${what}` };
-  try {
-    if ((await stat(value)).isDirectory())
-      throw invalid(`${what} ${value} is a directory, not a file`);
-    return { text: await readFile(value, 'utf8'), name: `${what} ${value}` };
-  } catch (error) {
-    throw readError(error, what, value);
+type Part = { text: string; name: string };
+
+/**
+ * Decides how to read a part: PEM text as it is, a plausible path from disk. Anything else (PEM
+ * without its BEGIN line, several lines, control bytes) is "not PEM", and is never shown.
+ */
+function classify(value: unknown, what: string): 'pem' | 'path' {
+  if (typeof value !== 'string') {
+    throw invalid(`${what} must be PEM text or a file path (got ${typeof value})`);
   }
+  if (value.includes('-----BEGIN ')) return 'pem';
+  if (isPlausiblePath(value)) return 'path';
+  throw invalid(
+    `${what} is not PEM (no -----BEGIN line) and not a file path (${describeShape(value)}, not shown)`,
+  );
 }
 
-function readPartSync(value: string, what: string): { text: string; name: string } {
-  if (isPem(value)) return { text: value, name: `inline ${what}` };
-  try {
-    if (statSync(value).isDirectory()) throw invalid(`${what} ${value} is a directory, not a file`);
-    return { text: readFileSync(value, 'utf8'), name: `${what} ${value}` };
-  } catch (error) {
-    throw readError(error, what, value);
-  }
+async function readPart(value: string, what: string, maxBytes: number): Promise<Part> {
+  if (classify(value, what) === 'pem') return { text: value, name: `inline ${what}` };
+  return readPemFile(value, what, maxBytes);
 }
 
-function readError(error: unknown, what: string, path: string): TowerlineError {
-  if (error instanceof TowerlineError) return error;
-  const why = describeFileError(error);
-  return invalid(`${what} ${path} ${why}`, stripped(error));
+function readPartSync(value: string, what: string, maxBytes: number): Part {
+  if (classify(value, what) === 'pem') return { text: value, name: `inline ${what}` };
+  return readPemFileSync(value, what, maxBytes);
+}
+
+function checkInput(input: TlsConfigInput): number {
+  if (typeof input !== 'object' || input === null) {
+    throw invalid('loadTlsConfig expects { cert, key, ca?, passphrase? }');
+  }
+  if (input.passphrase !== undefined && typeof input.passphrase !== 'string') {
+    throw invalid(`passphrase must be a string (got ${typeof input.passphrase})`);
+  }
+  const max = input.maxBytes ?? MAX_PEM_BYTES;
+  if (!(Number.isSafeInteger(max) && max > 0)) throw invalid('maxBytes must be a positive integer');
+  return max;
 }
 
 /**
  * Loads and checks a certificate chain and key (and optionally a CA bundle) from paths or PEM
- * strings: RSA and EC keys in PKCS#1, PKCS#8, SEC1 and encrypted PKCS#8. Every failure is an
- * `ERR_TLS_INVALID` naming the file and the problem, never the key.
+ * strings: RSA and EC keys in PKCS#1, PKCS#8, SEC1 and encrypted PKCS#8. The pair is proven to
+ * serve (the key signs, the leaf verifies) and OpenSSL builds a context from it before it is
+ * accepted. Every failure is an `ERR_TLS_INVALID` naming the file, the line and the problem,
+ * never quoting the input.
  *
  * @example
  * ```ts
@@ -256,26 +297,30 @@ function readError(error: unknown, what: string, path: string): TowerlineError {
  * ```
  */
 export async function loadTlsConfig(input: TlsConfigInput): Promise<TlsConfig> {
+  const max = checkInput(input);
   const [cert, key, ca] = await Promise.all([
-    readPart(input.cert, 'cert'),
-    readPart(input.key, 'key'),
-    input.ca === undefined ? undefined : readPart(input.ca, 'ca'),
+    readPart(input.cert, 'cert', max),
+    readPart(input.key, 'key', max),
+    input.ca === undefined ? undefined : readPart(input.ca, 'ca', max),
   ]);
   return parseTlsConfig(
     { cert: cert.text, key: key.text, ca: ca?.text, passphrase: input.passphrase },
     { cert: cert.name, key: key.name, ...(ca ? { ca: ca.name } : {}) },
     input.now,
+    max,
   );
 }
 
 /** {@link loadTlsConfig}, synchronously. */
 export function loadTlsConfigSync(input: TlsConfigInput): TlsConfig {
-  const cert = readPartSync(input.cert, 'cert');
-  const key = readPartSync(input.key, 'key');
-  const ca = input.ca === undefined ? undefined : readPartSync(input.ca, 'ca');
+  const max = checkInput(input);
+  const cert = readPartSync(input.cert, 'cert', max);
+  const key = readPartSync(input.key, 'key', max);
+  const ca = input.ca === undefined ? undefined : readPartSync(input.ca, 'ca', max);
   return parseTlsConfig(
     { cert: cert.text, key: key.text, ca: ca?.text, passphrase: input.passphrase },
     { cert: cert.name, key: key.name, ...(ca ? { ca: ca.name } : {}) },
     input.now,
+    max,
   );
 }

@@ -1,6 +1,7 @@
 import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
 import { inspect } from 'node:util';
-import { describeError, TowerlineError } from '@towerline/core';
+import { TowerlineError } from '@towerline/core';
+import { opensslReason, stripped } from './prove.js';
 import type { TlsConfig } from './tls-config.js';
 
 /** Settings that go into every secure context besides the certificate, key and CA. */
@@ -41,8 +42,8 @@ export function buildSecureContext(
   } catch (error) {
     throw new TowerlineError(
       'ERR_TLS_INVALID',
-      `cannot build a TLS context for ${config.leaf.serialNumber} (${describeError(error)})`,
-      { cause: error },
+      `OpenSSL refuses a TLS context for ${config.leaf.serialNumber} (${opensslReason(error)})`,
+      { cause: stripped(error) },
     );
   }
 }

@@ -10,8 +10,17 @@ import { createSecureServer } from 'node:http2';
 import { createServer as createHttpsServer } from 'node:https';
 import { BlockList, isIP } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { ServerTlsProvider, serverConfigFromFiles } from '@towerline/tls';
-import { parseCidr, type ServerConfig, StartupError, validateConfig } from './config.js';
+import { isTowerlineError } from '@towerline/core';
+import { displayPath, ServerTlsProvider, serverConfigFromFiles } from '@towerline/tls';
+import {
+  checkConfig,
+  isLoopback,
+  parseBind,
+  parseCidr,
+  type ServerConfig,
+  StartupError,
+  startupError,
+} from './config.js';
 import { StreamHandler, serveRequest } from './handler.js';
 import { openPersistence, type Persistence } from './persistence.js';
 
@@ -94,19 +103,42 @@ export interface RunningApp {
 }
 
 function checkFile(path: string, what: string): void {
+  const name = `${what} ${displayPath(path)}`;
   let info: ReturnType<typeof statSync>;
   try {
     info = statSync(path);
-  } catch {
-    throw new StartupError('check_tls_files', `${what} ${path} does not exist`);
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    throw new StartupError(
+      'check_tls_files',
+      code === 'ENOENT' || code === 'ENOTDIR'
+        ? `${name} does not exist`
+        : code === 'EACCES'
+          ? `${name} is not readable by this process (permission denied on the way to it)`
+          : `${name} cannot be read (${code ?? 'error'})`,
+    );
   }
   if (info.isDirectory())
-    throw new StartupError('check_tls_files', `${what} ${path} is a directory, not a file`);
+    throw new StartupError('check_tls_files', `${name} is a directory, not a file`);
+  if (!info.isFile())
+    throw new StartupError('check_tls_files', `${name} is not a regular file (a FIFO or device)`);
   try {
     accessSync(path, constants.R_OK);
   } catch {
-    throw new StartupError('check_tls_files', `${what} ${path} is not readable`);
+    throw new StartupError('check_tls_files', `${name} is not readable by this process`);
   }
+}
+
+/** The loader's own reason for a refusal: the innermost `ERR_TLS_INVALID`, one line. */
+function tlsReason(error: unknown): string {
+  let reason: unknown = error;
+  let e: unknown = error;
+  // Bounded: a cause chain can be a cycle.
+  for (let depth = 0; depth < 8 && e !== undefined && e !== null; depth++) {
+    if (isTowerlineError(e, 'ERR_TLS_INVALID')) reason = e;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return String((reason as Error)?.message ?? reason).split('\n')[0]!;
 }
 
 /**
@@ -114,12 +146,10 @@ function checkFile(path: string, what: string): void {
  * {@link StartupError} naming its phase. Certificates come from watched files and rotate live
  * (the client CA too, in mtls mode).
  */
-export async function startApp(
-  config: ServerConfig,
-  log: Logger = jsonLogger(config.observability.rust_log),
-): Promise<RunningApp> {
-  const problems = validateConfig(config);
-  if (problems.length) throw new StartupError('validate_config', problems.join('; '));
+export async function startApp(input: ServerConfig, logger?: Logger): Promise<RunningApp> {
+  const { config, problems } = checkConfig(input);
+  if (problems.length) throw startupError('validate_config', problems);
+  const log = logger ?? jsonLogger(config.observability.rust_log);
   const t = config.transport;
   let tls: ServerTlsProvider | undefined;
   let files: ReturnType<typeof serverConfigFromFiles> | undefined;
@@ -139,11 +169,11 @@ export async function startApp(
       },
     );
     try {
-      await files.start({ timeout: 10_000 });
+      // failFast: the first refusal is the startup error, at once, with the loader's reason.
+      await files.start({ timeout: 10_000, failFast: true });
     } catch (error) {
       await files.close();
-      const cause = (error as { cause?: Error }).cause ?? (error as Error);
-      throw new StartupError('build_tls_context', String(cause.message ?? error).split('\n')[0]!);
+      throw new StartupError('build_tls_context', tlsReason(error));
     }
     tls = new ServerTlsProvider(files, {
       ALPNProtocols: t.tls.alpn_protocols,
@@ -217,10 +247,14 @@ export async function startApp(
           ) as unknown as Server)
         : createHttpsServer(tls!.serverOptions(), onRequest);
   tls?.attach(server as never);
-  const [host, port] = [
-    config.server.bind_address.replace(/:\d+$/, '').replace(/^\[|\]$/g, ''),
-    Number(config.server.bind_address.match(/:(\d+)$/)![1]),
-  ];
+  const { host, port } = parseBind(config.server.bind_address)!;
+  if (!isLoopback(host) && config.http.cors_origins === '*') {
+    log('warn', {
+      message:
+        'listening beyond loopback with http.cors_origins "*": any web page a user opens can read and write these streams; set http.cors_origins to your origin, or bind 127.0.0.1',
+      'server.address': host,
+    });
+  }
   try {
     server.listen(port, host);
     await Promise.race([
@@ -234,9 +268,19 @@ export async function startApp(
     persistence?.close();
     await files?.close();
     const code = (error as { code?: string }).code;
+    const why =
+      code === 'EADDRINUSE'
+        ? 'the address is already in use'
+        : code === 'EACCES'
+          ? 'permission denied: ports below 1024 need privileges'
+          : code === 'EADDRNOTAVAIL'
+            ? 'the address is not on this machine'
+            : code === 'ENOTFOUND' || code === 'EAI_AGAIN'
+              ? 'the host name does not resolve'
+              : 'the listener failed';
     throw new StartupError(
       'bind_listener',
-      `cannot listen on ${config.server.bind_address} (${code ?? (error as Error).message})`,
+      `cannot listen on ${config.server.bind_address}: ${why} (${code ?? 'error'})`,
       { cause: error },
     );
   }

@@ -1,230 +1,236 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { describeParseError } from '@towerline/config';
+import { describeFileError } from '@towerline/core';
+import { displayPath } from '@towerline/tls';
 import { parse as parseToml } from 'smol-toml';
-import type { StorageMode } from './persistence.js';
+import * as v from 'valibot';
+import { type ServerConfig, serverConfigSchema } from './config-schema.js';
+import {
+  coerceEnv,
+  envName,
+  expectation,
+  issuePath,
+  isUnknownKeyIssue,
+  leavesOf,
+  listsForTables,
+  unknownKeyHint,
+  unknownKeys,
+} from './schema-tools.js';
+import { type Locate, SOURCES } from './sources.js';
+import { StartupError, startupError } from './startup-error.js';
+import { nearest, showName } from './suggest.js';
 
-/** The startup phases, as the seed names them in its error messages. */
-export type StartupPhase =
-  | 'load_config'
-  | 'validate_config'
-  | 'check_tls_files'
-  | 'build_tls_context'
-  | 'bind_listener'
-  | 'start_server';
+export type { ServerConfig, ServerConfigInput } from './config-schema.js';
+export { serverConfigSchema } from './config-schema.js';
+export {
+  STARTUP_CODES,
+  StartupError,
+  type StartupErrorCode,
+  type StartupPhase,
+  startupError,
+} from './startup-error.js';
 
-const LIKELY: Record<StartupPhase, string> = {
-  load_config:
-    'TOML syntax errors, a --config path that does not exist, or an invalid DS_* override value',
-  validate_config:
-    'transport mode and TLS fields disagree, HTTP versions and ALPN do not match, proxy trust without trusted_proxies, identity header outside mtls, or an invalid address, base path or CIDR',
-  check_tls_files: 'a cert, key or client CA path is missing, is a directory, or is not readable',
-  build_tls_context:
-    'malformed PEM, an empty certificate chain, a key that is missing or does not match the certificate, or an invalid client CA bundle',
-  bind_listener:
-    'the address is already in use, the port needs privileges, or the bind target is invalid',
-  start_server:
-    'the storage directory is not writable or full, or the storage backend failed to open',
-};
-
-/** A startup failure: `[phase] what happened` plus the likely causes. Never quotes key material. */
-export class StartupError extends Error {
-  override readonly name = 'StartupError';
-  constructor(
-    readonly phase: StartupPhase,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(`[${phase}] ${message}\n  likely cause: ${LIKELY[phase]}`, options);
-  }
-}
-
-export type TransportMode = 'http' | 'tls' | 'mtls';
+export type TransportMode = ServerConfig['transport']['mode'];
+/** The HTTP versions served; `http3` parses but is refused by {@link validateConfig}. */
 export type HttpVersion = 'http1' | 'http2';
 
-export interface ServerConfig {
-  server: { bind_address: string };
-  limits: { max_memory_bytes: number; max_stream_bytes: number };
-  http: { cors_origins: string; stream_base_path: string };
-  storage: { mode: StorageMode; data_dir: string };
-  transport: {
-    mode: TransportMode;
-    http: { versions: HttpVersion[] };
-    connection: { long_poll_timeout_secs: number; sse_reconnect_interval_secs: number };
-    tls: {
-      cert_path?: string;
-      key_path?: string;
-      client_ca_path?: string;
-      min_version: '1.2' | '1.3';
-      max_version: '1.2' | '1.3';
-      alpn_protocols: string[];
-    };
-  };
-  proxy: {
-    enabled: boolean;
-    forwarded_headers: 'none' | 'x-forwarded' | 'forwarded';
-    trusted_proxies: string[];
-    identity: { mode: 'none' | 'header'; header_name?: string; require_tls: boolean };
-  };
-  observability: { rust_log: string };
-}
+/** Every key the schema declares: dotted key, `DS_*` variable, default, doc, in order. */
+export const CONFIG_KEYS = leavesOf(serverConfigSchema).map(({ key, env, kind, doc, ...l }) => ({
+  key,
+  env,
+  kind,
+  doc,
+  default: l.default,
+}));
+const LEAVES = leavesOf(serverConfigSchema);
+const ENV_KEYS = new Map(LEAVES.map((l) => [l.env, l]));
 
 export const PROFILES = ['default', 'dev', 'prod', 'prod-tls', 'prod-mtls'] as const;
 export type Profile = (typeof PROFILES)[number];
 
-/** Built-in defaults: what the seed documents. */
+/** Built-in defaults: what the seed documents (the schema's defaults). */
 export function defaults(): ServerConfig {
-  return {
-    server: { bind_address: '0.0.0.0:4437' },
-    limits: { max_memory_bytes: 104_857_600, max_stream_bytes: 10_485_760 },
-    http: { cors_origins: '*', stream_base_path: '/v1/stream' },
-    storage: { mode: 'memory', data_dir: './data/streams' },
-    transport: {
-      mode: 'http',
-      http: { versions: ['http1'] },
-      connection: { long_poll_timeout_secs: 30, sse_reconnect_interval_secs: 60 },
-      tls: { min_version: '1.2', max_version: '1.3', alpn_protocols: ['http/1.1'] },
-    },
-    proxy: {
-      enabled: false,
-      forwarded_headers: 'none',
-      trusted_proxies: [],
-      identity: { mode: 'none', require_tls: true },
-    },
-    observability: { rust_log: 'info' },
-  };
+  return v.parse(serverConfigSchema, {});
 }
-
-/** Built-in profile layers, applied over the defaults. */
-const PROFILE_LAYERS: Record<Profile, Record<string, unknown>> = {
-  default: {},
-  dev: { observability: { rust_log: 'debug' } },
-  prod: {
-    storage: { mode: 'file-durable', data_dir: './data/streams' },
-    limits: { max_memory_bytes: 536_870_912, max_stream_bytes: 268_435_456 },
-  },
-  'prod-tls': {
-    storage: { mode: 'file-durable', data_dir: './data/streams' },
-    limits: { max_memory_bytes: 536_870_912, max_stream_bytes: 268_435_456 },
-    transport: {
-      mode: 'tls',
-      http: { versions: ['http1', 'http2'] },
-      tls: { alpn_protocols: ['http/1.1', 'h2'] },
-    },
-  },
-  'prod-mtls': {
-    storage: { mode: 'file-durable', data_dir: './data/streams' },
-    limits: { max_memory_bytes: 536_870_912, max_stream_bytes: 268_435_456 },
-    transport: {
-      mode: 'mtls',
-      http: { versions: ['http1', 'http2'] },
-      tls: { alpn_protocols: ['http/1.1', 'h2'] },
-    },
-  },
-};
 
 type Tree = Record<string, unknown>;
-const isTree = (v: unknown): v is Tree => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isTree = (x: unknown): x is Tree => typeof x === 'object' && x !== null && !Array.isArray(x);
 
-function merge(base: Tree, layer: Tree): Tree {
-  const out: Tree = { ...base };
-  for (const [k, v] of Object.entries(layer))
-    out[k] = isTree(v) && isTree(out[k]) ? merge(out[k] as Tree, v) : v;
-  return out;
+const durable = {
+  storage: { mode: 'file-durable', data_dir: './data/streams' },
+  limits: { max_memory_bytes: 536_870_912, max_stream_bytes: 268_435_456 },
+};
+const tlsTransport = (mode: 'tls' | 'mtls') => ({
+  mode,
+  http: { versions: ['http1', 'http2'] },
+  tls: { alpn_protocols: ['http/1.1', 'h2'] },
+});
+
+/** Built-in profile layers, applied over the defaults. */
+const PROFILE_LAYERS: Record<Profile, Tree> = {
+  default: {},
+  dev: { observability: { rust_log: 'debug' } },
+  prod: durable,
+  'prod-tls': { ...durable, transport: tlsTransport('tls') },
+  'prod-mtls': { ...durable, transport: tlsTransport('mtls') },
+};
+
+/** One source of settings, with what it takes to say where a key came from. */
+interface Layer {
+  label: string;
+  tree: Tree;
+  /** The TOML text, to find a key's line. */
+  text?: string;
+  /** New path → the legacy path it was written as. */
+  renamed?: Map<string, string>;
+  /** Path → the variable that set it. */
+  env?: Map<string, string>;
 }
 
-/** Maps the legacy fields: server.port, [tls] cert/key paths, [log].rust_log. */
-function legacy(layer: Tree): Tree {
-  const out: Tree = { ...layer };
-  const server = isTree(out.server) ? { ...out.server } : undefined;
-  if (server && server.port !== undefined) {
-    if (server.bind_address === undefined) server.bind_address = `0.0.0.0:${server.port}`;
+/** Moves the legacy fields (server.port, [tls], [log].rust_log) to their places. */
+function legacy(tree: Tree, label: string, problems: string[]): Map<string, string> {
+  const renamed = new Map<string, string>();
+  const server = tree.server;
+  if (isTree(server) && server.port !== undefined) {
+    const port = server.port;
+    if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65_535) {
+      problems.push(`server.port (legacy) in ${label}: expected a port number from 0 to 65535`);
+    } else if (server.bind_address === undefined) {
+      server.bind_address = `0.0.0.0:${port}`;
+      renamed.set('server.bind_address', 'server.port');
+    }
     delete server.port;
-    out.server = server;
   }
-  if (isTree(out.tls)) {
-    const tls = out.tls;
-    out.transport = merge(isTree(out.transport) ? out.transport : {}, {
-      tls: {
-        ...(tls.cert_path !== undefined ? { cert_path: tls.cert_path } : {}),
-        ...(tls.key_path !== undefined ? { key_path: tls.key_path } : {}),
-      },
-    });
-    delete out.tls;
+  if (isTree(tree.tls)) {
+    const transport = isTree(tree.transport) ? tree.transport : {};
+    const explicit = isTree(transport.tls) ? transport.tls : {};
+    for (const key of Object.keys(tree.tls)) renamed.set(`transport.tls.${key}`, `tls.${key}`);
+    transport.tls = { ...tree.tls, ...explicit };
+    tree.transport = transport;
+    delete tree.tls;
   }
-  if (isTree(out.log)) {
-    out.observability = merge(isTree(out.observability) ? out.observability : {}, {
-      rust_log: out.log.rust_log,
-    });
-    delete out.log;
+  if (isTree(tree.log) && tree.log.rust_log !== undefined) {
+    const observability = isTree(tree.observability) ? tree.observability : {};
+    if (observability.rust_log === undefined) observability.rust_log = tree.log.rust_log;
+    tree.observability = observability;
+    renamed.set('observability.rust_log', 'log.rust_log');
+    delete tree.log.rust_log;
+    if (Object.keys(tree.log).length === 0) delete tree.log;
   }
-  return out;
+  return renamed;
 }
 
-function readToml(path: string): Tree {
+const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
+
+function readToml(path: string, problems: string[]): Layer | undefined {
+  const shown = displayPath(path);
   let text: string;
   try {
+    const stats = statSync(path);
+    if (stats.isDirectory()) throw Object.assign(new Error('EISDIR'), { code: 'EISDIR' });
+    // Only regular files have a size; `--config <(…)` (a FIFO) is read as it comes.
+    if (stats.isFile() && stats.size > MAX_CONFIG_BYTES) {
+      problems.push(`${shown} is larger than ${MAX_CONFIG_BYTES / 1024 / 1024} MiB`);
+      return undefined;
+    }
     text = readFileSync(path, 'utf8');
   } catch (error) {
-    throw new StartupError(
-      'load_config',
-      `cannot read ${path} (${(error as { code?: string }).code ?? 'error'})`,
-      {
-        cause: error,
-      },
-    );
+    problems.push(`${shown} ${describeFileError(error)}`);
+    return undefined;
   }
+  let tree: Tree;
   try {
-    return legacy(parseToml(text) as Tree);
+    tree = parseToml(text) as Tree;
   } catch (error) {
-    throw new StartupError(
-      'load_config',
-      `${path} is not valid TOML: ${(error as Error).message.split('\n')[0]}`,
-    );
+    problems.push(`${shown} is not valid TOML: ${describeParseError(error, text)}`);
+    return undefined;
   }
+  const renamed = legacy(tree, shown, problems);
+  return { label: shown, tree, text, renamed };
 }
 
-/** Coerces an env string to the type the defaults have at that path. */
-function coerce(path: string[], raw: string, template: unknown): unknown {
-  const name = `DS_${path.map((p) => p.toUpperCase()).join('__')}`;
-  if (typeof template === 'boolean') {
-    if (!/^(true|false)$/i.test(raw))
-      throw new StartupError('load_config', `${name} must be true or false`);
-    return raw.toLowerCase() === 'true';
-  }
-  if (typeof template === 'number') {
-    if (!/^\d+$/.test(raw)) throw new StartupError('load_config', `${name} must be a whole number`);
-    return Number(raw);
-  }
-  if (Array.isArray(template)) {
-    const trimmed = raw.trim();
-    if (trimmed.startsWith('[')) {
-      try {
-        return JSON.parse(trimmed);
-      } catch {
-        throw new StartupError('load_config', `${name} must be a list`);
-      }
-    }
-    return trimmed === '' ? [] : trimmed.split(',').map((s) => s.trim());
-  }
-  return raw;
-}
-
-function fromEnv(env: NodeJS.ProcessEnv, template: Tree): Tree {
-  const out: Tree = {};
+/** The `DS_*` layer: each known variable coerced to its key's type; unknown ones refused. */
+function fromEnv(env: NodeJS.ProcessEnv, problems: string[]): Layer {
+  const tree: Tree = {};
+  const names = new Map<string, string>();
   for (const [name, raw] of Object.entries(env)) {
-    if (!name.startsWith('DS_') || raw === undefined) continue;
-    const path = name.slice(3).toLowerCase().split('__');
-    let t: unknown = template;
-    for (const p of path) t = isTree(t) ? t[p] : undefined;
-    let node = out;
-    for (const p of path.slice(0, -1)) {
+    if (!name.startsWith('DS_') || raw === undefined || name === 'DS_PROFILE') continue;
+    const leaf = ENV_KEYS.get(name);
+    if (!leaf) {
+      const prefix = `${name}__`;
+      const inside = LEAVES.filter((l) => l.env.startsWith(prefix)).map((l) => l.env);
+      const near = nearest(name, ENV_KEYS.keys());
+      const hint =
+        inside.length > 0
+          ? `it names a table, not a key: set one of ${inside.slice(0, 3).join(', ')}${inside.length > 3 ? ', …' : ''}`
+          : near
+            ? `did you mean ${near}?`
+            : 'see --help for the variables';
+      problems.push(`unknown variable ${showName(name)}: ${hint}`);
+      continue;
+    }
+    let node = tree;
+    for (const p of leaf.path.slice(0, -1)) {
       if (!isTree(node[p])) node[p] = {};
       node = node[p] as Tree;
     }
-    node[path.at(-1)!] = coerce(path, raw, t);
+    node[leaf.path.at(-1)!] = coerceEnv(raw, leaf.kind);
+    names.set(leaf.key, name);
   }
-  return out;
+  return { label: 'the environment', tree, env: names };
+}
+
+/** The 1-based line that sets `dotted` in TOML `text` (a `key =` line or a table header). */
+export function findKeyLine(text: string, dotted: string): number | undefined {
+  const split = (s: string) => s.split('.').map((x) => x.trim().replace(/^["']|["']$/g, ''));
+  let table: string[] = [];
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const t = lines[i]!.trim();
+    if (t.startsWith('[')) {
+      const close = t.indexOf(']');
+      table = split(t.slice(t.startsWith('[[') ? 2 : 1, close === -1 ? undefined : close));
+      if (table.join('.') === dotted) return i + 1;
+      continue;
+    }
+    const eq = t.indexOf('=');
+    if (eq > 0 && !t.startsWith('#') && [...table, ...split(t.slice(0, eq))].join('.') === dotted)
+      return i + 1;
+  }
+  return undefined;
+}
+
+/** Merges `layer` into `into`, recording which layer set each path. */
+function mergeInto(into: Tree, layer: Tree, index: number, prov: Map<string, number>, at = '') {
+  for (const [k, value] of Object.entries(layer)) {
+    const path = at ? `${at}.${k}` : k;
+    prov.set(path, index);
+    if (isTree(value)) {
+      const target: Tree = isTree(into[k]) ? { ...(into[k] as Tree) } : {};
+      mergeInto(target, value, index, prov, path);
+      into[k] = target;
+    } else {
+      into[k] = value;
+    }
+  }
+}
+
+function locator(layers: Layer[], prov: Map<string, number>): Locate {
+  return (keys) => {
+    const names = keys.filter((k): k is string => typeof k === 'string');
+    for (let n = names.length; n > 0; n--) {
+      const path = names.slice(0, n).join('.');
+      const index = prov.get(path);
+      if (index === undefined) continue;
+      const layer = layers[index]!;
+      if (layer.env) return layer.env.get(path) ?? envName(names.slice(0, n));
+      const original = layer.renamed?.get(path) ?? path;
+      const line = layer.text === undefined ? undefined : findKeyLine(layer.text, original);
+      return `${layer.label}${line ? ` line ${line}` : ''}${original === path ? '' : `, as ${original}`}`;
+    }
+    return 'the defaults';
+  };
 }
 
 export interface LoadOptions {
@@ -239,97 +245,73 @@ export interface LoadOptions {
 /**
  * Layers, later over earlier: built-in defaults → profile → `config/default.toml` →
  * `config/<profile>.toml` → `config/local.toml` → `--config <path>` → `DS_*` variables
- * (`DS_TRANSPORT__TLS__CERT_PATH`, …). Legacy fields are mapped on the way.
+ * (`DS_TRANSPORT__TLS__CERT_PATH`, …). Legacy fields are mapped on the way. Every problem in
+ * every layer is reported at once as `[load_config]`: TOML syntax (file, line, column), an
+ * unknown key or variable (with the nearest valid one), a value of the wrong type or out of
+ * range (key, source, expected shape). No message quotes a value.
  */
 export function loadConfig(options: LoadOptions = {}): ServerConfig {
   const profile = options.profile ?? 'default';
   if (!PROFILES.includes(profile)) {
+    const near = nearest(String(profile), PROFILES);
     throw new StartupError(
       'load_config',
-      `unknown profile ${profile}; expected one of ${PROFILES.join(', ')}`,
+      `unknown profile ${showName(String(profile))}${near ? ` (did you mean ${near}?)` : ''}; expected one of ${PROFILES.join(', ')}`,
     );
   }
+  const problems: string[] = [];
+  const layers: Layer[] = [
+    { label: `the ${profile} profile`, tree: structuredClone(PROFILE_LAYERS[profile]) },
+  ];
   const dir = options.configDir ?? 'config';
-  let tree = merge(defaults() as unknown as Tree, PROFILE_LAYERS[profile]);
   for (const name of ['default.toml', `${profile}.toml`, 'local.toml']) {
     const path = join(dir, name);
-    if (existsSync(path)) tree = merge(tree, readToml(path));
+    const layer = existsSync(path) ? readToml(path, problems) : undefined;
+    if (layer) layers.push(layer);
   }
   if (options.configPath !== undefined) {
-    if (!existsSync(options.configPath))
-      throw new StartupError('load_config', `--config ${options.configPath} does not exist`);
-    tree = merge(tree, readToml(options.configPath));
+    if (!existsSync(options.configPath)) {
+      problems.push(`--config ${displayPath(options.configPath)} does not exist`);
+    } else {
+      const layer = readToml(options.configPath, problems);
+      if (layer) layers.push(layer);
+    }
   }
-  tree = merge(tree, fromEnv(options.env ?? process.env, defaults() as unknown as Tree));
-  return tree as unknown as ServerConfig;
+  layers.push(fromEnv(options.env ?? process.env, problems));
+  for (const layer of layers) {
+    for (const u of unknownKeys(serverConfigSchema, layer.tree, LEAVES)) {
+      const key = u.path.map(showName).join('.');
+      const original = layer.renamed?.get(u.path.join('.')) ?? u.path.join('.');
+      const line = layer.text === undefined ? undefined : findKeyLine(layer.text, original);
+      const where = `${layer.label}${line ? ` line ${line}` : ''}`;
+      problems.push(`unknown key ${key} in ${where}: ${unknownKeyHint(u)}`);
+    }
+  }
+  const tree: Tree = {};
+  const prov = new Map<string, number>();
+  for (const [i, layer] of layers.entries()) mergeInto(tree, layer.tree, i, prov);
+  const locate = locator(layers, prov);
+  for (const path of listsForTables(serverConfigSchema, tree)) {
+    problems.push(`${path} (from ${locate(path.split('.'))}): expected a table, got a list`);
+  }
+  const parsed = v.safeParse(serverConfigSchema, tree);
+  if (!parsed.success) {
+    for (const issue of parsed.issues) {
+      if (isUnknownKeyIssue(issue)) continue; // reported per layer above
+      const { text, keys } = issuePath(issue);
+      problems.push(`${text} (from ${locate(keys)}): ${expectation(serverConfigSchema, issue)}`);
+    }
+  }
+  if (problems.length > 0) throw startupError('load_config', problems);
+  const config = parsed.output as ServerConfig;
+  SOURCES.set(config, locate);
+  return config;
 }
 
-/** Parses `a.b.c.d/n` (or an IPv6 CIDR); undefined when invalid. */
-export function parseCidr(cidr: string): { address: string; bits: number } | undefined {
-  const [address, bitsText] = cidr.split('/');
-  const family = isIP(address ?? '');
-  if (!family) return undefined;
-  const max = family === 4 ? 32 : 128;
-  const bits = bitsText === undefined ? max : Number(bitsText);
-  if (!Number.isInteger(bits) || bits < 0 || bits > max) return undefined;
-  return { address: address!, bits };
-}
-
-/** Every problem with a loaded config, for `[validate_config]`. */
-export function validateConfig(c: ServerConfig): string[] {
-  const problems: string[] = [];
-  const { transport: t, proxy } = c;
-  if (!['http', 'tls', 'mtls'].includes(t.mode))
-    problems.push(`transport.mode must be http, tls or mtls (got ${t.mode})`);
-  for (const v of t.http.versions) {
-    if (v === ('http3' as HttpVersion))
-      problems.push('transport.http.versions: http3 is not implemented');
-    else if (v !== 'http1' && v !== 'http2')
-      problems.push(`transport.http.versions: unknown version ${v}`);
-  }
-  if (t.http.versions.length === 0) problems.push('transport.http.versions must not be empty');
-  if (t.mode === 'http' && t.http.versions.some((v) => v !== 'http1')) {
-    problems.push('transport.mode http supports http1 only');
-  }
-  if (t.mode !== 'http') {
-    if (!t.tls.cert_path) problems.push(`transport.mode ${t.mode} needs transport.tls.cert_path`);
-    if (!t.tls.key_path) problems.push(`transport.mode ${t.mode} needs transport.tls.key_path`);
-    const alpn = t.tls.alpn_protocols;
-    if (t.http.versions.includes('http1') && !alpn.includes('http/1.1')) {
-      problems.push('transport.tls.alpn_protocols must include http/1.1 for http1');
-    }
-    if (t.http.versions.includes('http2') && !alpn.includes('h2')) {
-      problems.push('transport.tls.alpn_protocols must include h2 for http2');
-    }
-    if (alpn.includes('h2') && !t.http.versions.includes('http2')) {
-      problems.push(
-        'transport.tls.alpn_protocols offers h2 but transport.http.versions lacks http2',
-      );
-    }
-  }
-  if (t.mode === 'mtls' && !t.tls.client_ca_path)
-    problems.push('transport.mode mtls needs transport.tls.client_ca_path');
-  if (!['memory', 'file-fast', 'file-durable', 'acid'].includes(c.storage.mode)) {
-    problems.push(
-      `storage.mode must be memory, file-fast, file-durable or acid (got ${c.storage.mode})`,
-    );
-  }
-  if (proxy.enabled && proxy.trusted_proxies.length === 0)
-    problems.push('proxy.enabled needs proxy.trusted_proxies');
-  for (const cidr of proxy.trusted_proxies)
-    if (!parseCidr(cidr)) problems.push(`proxy.trusted_proxies: invalid CIDR ${cidr}`);
-  if (proxy.identity.mode === 'header') {
-    if (t.mode !== 'mtls')
-      problems.push('proxy.identity.mode header is only allowed with transport.mode mtls');
-    if (!proxy.identity.header_name)
-      problems.push('proxy.identity.mode header needs proxy.identity.header_name');
-  }
-  const bind = /^(.+):(\d{1,5})$/.exec(c.server.bind_address);
-  const host = bind?.[1]?.replace(/^\[|\]$/g, '');
-  if (!bind || !host || (!isIP(host) && !/^[a-z0-9.-]+$/i.test(host)) || Number(bind[2]) > 65_535) {
-    problems.push(`server.bind_address must be host:port (got ${c.server.bind_address})`);
-  }
-  if (!c.http.stream_base_path.startsWith('/'))
-    problems.push('http.stream_base_path must start with /');
-  return problems;
-}
+export {
+  checkConfig,
+  isLoopback,
+  parseBind,
+  parseCidr,
+  validateConfig,
+} from './validate.js';
