@@ -165,22 +165,8 @@ export class ReconnectService<C, Req, Res> implements FusableService<Req, Res> {
   }
 
   call(req: Req, ctx?: CallContext): Promise<Res> {
-    const r = this.reconnector;
-    const conn = r.current;
-    // The hot path: connected, no signal to watch. One call, one failure handler.
-    if (conn !== undefined && ctx?.signal === undefined) {
-      const generation = r.generation;
-      let result: Promise<Res>;
-      try {
-        result = this.#call(conn, req, ctx);
-      } catch (error) {
-        return this.#failed(error, generation, req, ctx, false);
-      }
-      return result.then(undefined, (error: unknown) =>
-        this.#failed(error, generation, req, ctx, false),
-      );
-    }
     if (ctx?.signal?.aborted) return Promise.reject(ctx.signal.reason);
+    const conn = this.reconnector.current;
     if (conn === undefined) return this.#queue.add(req, ctx, false);
     return this.#run(conn, req, ctx, false);
   }
