@@ -211,8 +211,9 @@ describe('refused at load, with a reason, never with the key', () => {
     expect(error.code).toBe('ERR_TLS_INVALID');
     expect(error.message).toMatch(message);
     expectNoKey(error, keyPem);
-    // Not a timing assertion: a hang detector with 100x headroom (the scans are linear).
-    expect(performance.now() - started).toBeLessThan(1_000);
+    // Not a timing assertion: a hang detector (the scans are linear; a loaded CI box took 1.4 s
+    // here once, for a refusal that OpenSSL itself takes a while to give).
+    expect(performance.now() - started).toBeLessThan(10_000);
   });
 
   it('a FIFO is refused, not waited on', async () => {
