@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { parse as parseToml } from 'smol-toml';
-import type { StorageMode } from './persistence.js';
+import type { StorageMode } from './engine/engine.js';
 
 /** The startup phases, as the seed names them in its error messages. */
 export type StartupPhase =
@@ -44,9 +44,15 @@ export type HttpVersion = 'http1' | 'http2';
 
 export interface ServerConfig {
   server: { bind_address: string };
-  limits: { max_memory_bytes: number; max_stream_bytes: number };
+  limits: {
+    max_memory_bytes: number;
+    max_stream_bytes: number;
+    max_live_connections: number;
+    catch_up_page_bytes: number;
+    max_event_loop_lag_ms: number;
+  };
   http: { cors_origins: string; stream_base_path: string };
-  storage: { mode: StorageMode; data_dir: string };
+  storage: { mode: StorageMode; data_dir: string; on_corruption: 'fail' | 'truncate' };
   transport: {
     mode: TransportMode;
     http: { versions: HttpVersion[] };
@@ -66,7 +72,7 @@ export interface ServerConfig {
     trusted_proxies: string[];
     identity: { mode: 'none' | 'header'; header_name?: string; require_tls: boolean };
   };
-  observability: { rust_log: string };
+  observability: { rust_log: string; request_log_level: string };
 }
 
 export const PROFILES = ['default', 'dev', 'prod', 'prod-tls', 'prod-mtls'] as const;
@@ -76,9 +82,15 @@ export type Profile = (typeof PROFILES)[number];
 export function defaults(): ServerConfig {
   return {
     server: { bind_address: '0.0.0.0:4437' },
-    limits: { max_memory_bytes: 104_857_600, max_stream_bytes: 10_485_760 },
+    limits: {
+      max_memory_bytes: 104_857_600,
+      max_stream_bytes: 10_485_760,
+      max_live_connections: 10_000,
+      catch_up_page_bytes: 10_485_760,
+      max_event_loop_lag_ms: 2_000,
+    },
     http: { cors_origins: '*', stream_base_path: '/v1/stream' },
-    storage: { mode: 'memory', data_dir: './data/streams' },
+    storage: { mode: 'memory', data_dir: './data/streams', on_corruption: 'fail' },
     transport: {
       mode: 'http',
       http: { versions: ['http1'] },
@@ -91,7 +103,7 @@ export function defaults(): ServerConfig {
       trusted_proxies: [],
       identity: { mode: 'none', require_tls: true },
     },
-    observability: { rust_log: 'info' },
+    observability: { rust_log: 'info', request_log_level: 'info' },
   };
 }
 
@@ -314,6 +326,8 @@ export function validateConfig(c: ServerConfig): string[] {
       `storage.mode must be memory, file-fast, file-durable or acid (got ${c.storage.mode})`,
     );
   }
+  if (!['fail', 'truncate'].includes(c.storage.on_corruption))
+    problems.push('storage.on_corruption must be fail or truncate');
   if (proxy.enabled && proxy.trusted_proxies.length === 0)
     problems.push('proxy.enabled needs proxy.trusted_proxies');
   for (const cidr of proxy.trusted_proxies)
