@@ -58,7 +58,10 @@ export function putData(
     p += table.length * 4;
   }
   const data = p;
-  for (const c of chunks) p += c.copy(buf, p);
+  for (const c of chunks) {
+    buf.set(c, p);
+    p += c.length;
+  }
   return data;
 }
 

@@ -218,7 +218,10 @@ function encodeRecord(buf: Buffer, at: number, r: LogRecord): number {
         buf.writeUInt32LE(payload.table[i]!, p + i * 4);
       p += payload.table.length * 4;
     }
-    for (const c of payload.chunks) p += c.copy(buf, p);
+    for (const c of payload.chunks) {
+      buf.set(c, p);
+      p += c.length;
+    }
   }
   buf.writeUInt32LE(p - at - 4, at);
   return p;

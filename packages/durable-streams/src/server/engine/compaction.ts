@@ -58,10 +58,10 @@ export class Compactor {
       if (!stream) continue;
       const idx = this.engine.index(stream);
       for (let i = 0; i < idx.n; i++) {
-        if (addrHigh(idx.addrs[i]!) !== n) continue;
-        const start = idx.starts[i]!;
-        const len = idx.lens[i]!;
-        const end = i + 1 < idx.n ? idx.starts[i + 1]! : stream.visibleTail;
+        if (addrHigh(idx.addr(i)) !== n) continue;
+        const start = idx.start(i);
+        const len = idx.len(i);
+        const end = i + 1 < idx.n ? idx.start(i + 1) : stream.visibleTail;
         const count = stream.json ? end - start : len;
         const table =
           stream.json && count > 1 ? this.engine.messageTable(stream, i, count) : undefined;

@@ -5,7 +5,7 @@
  * (its `done` called) once the batch is durable.
  */
 import type { Backend, Part, Write } from './backend.js';
-import { type Payload, T_COPY } from './codec.js';
+import { type LogRecord, type Payload, T_COPY } from './codec.js';
 import { CommitQueue, type Done } from './commit-queue.js';
 import { type CompactionReport, Compactor } from './compaction.js';
 import { StorageError } from './errors.js';
@@ -57,6 +57,7 @@ export class Engine {
   #failed: Error | undefined;
   #log: LogStore | undefined;
   #compactor: Compactor | undefined;
+  #memory: MemoryStore | undefined;
   /** An id of this store, part of ETags: a stream id alone repeats after a memory restart. */
   storeId = '';
   report: OpenReport = { replayed: 0, truncated: 0, ms: 0 };
@@ -72,7 +73,8 @@ export class Engine {
   /** A memory-mode engine, ready at once. */
   static memory(options: Pick<EngineOptions, 'now'> = {}): Engine {
     const engine = new Engine('memory', options.now ?? Date.now);
-    engine.#backend = new MemoryStore();
+    engine.#memory = new MemoryStore();
+    engine.#backend = engine.#memory;
     engine.storeId = Math.random().toString(36).slice(2, 10);
     return engine;
   }
@@ -166,40 +168,38 @@ export class Engine {
 
   create(spec: CreateSpec, done: Done): Stream {
     const { stream, record } = this.table.create(spec, this.now());
-    this.#submit({ record, stream }, spec.payload, done);
+    this.#submit(record, stream, spec.payload, done);
     return stream;
   }
 
   /** Appends; returns the tail after this append (the reply's next offset). */
   append(stream: Stream, spec: AppendSpec, done: Done): number {
-    const record = this.table.append(stream, spec);
-    this.#submit({ record, stream }, spec.payload, done);
+    this.#submit(this.table.append(stream, spec), stream, spec.payload, done);
     return stream.tail;
   }
 
   delete(stream: Stream, done: Done): void {
-    const record = this.table.delete(stream);
-    this.#submit({ record, stream }, undefined, done);
+    this.#submit(this.table.delete(stream), stream, undefined, done);
   }
 
   /** Moves an entry's data (compaction): written like any change, applied when durable. */
   copy(stream: Stream, start: number, payload: Payload, done: Done): void {
-    this.#submit({ record: { t: T_COPY, id: stream.id, start, payload }, stream }, payload, done);
+    this.#submit({ t: T_COPY, id: stream.id, start, payload }, stream, payload, done);
   }
 
-  #submit(write: Write, payload: Payload | undefined, done: Done): void {
+  #submit(record: LogRecord, stream: Stream, payload: Payload | undefined, done: Done): void {
     if (this.#failed) {
       done(this.#failed);
       return;
     }
-    if (!this.#queue) {
-      this.#backend.write([write], (error, addrs) => {
-        if (addrs) this.table.commit(write.record, write.stream, addrs[0]!);
-        done(error);
-      });
+    if (this.#memory) {
+      // Memory mode: stored and visible at once, no batch, no allocation beyond the copy.
+      const addr = payload && payload.count > 0 ? this.#memory.store(stream, payload) : Number.NaN;
+      this.table.commit(record, stream, addr);
+      done(null);
       return;
     }
-    this.#queue.push(write, payload?.bytes ?? 0, done);
+    this.#queue!.push({ record, stream }, payload?.bytes ?? 0, done);
   }
 
   #committed(batch: Write[], addrs: Float64Array): void {

@@ -254,7 +254,7 @@ export class LogStore implements Backend {
     let missing: number[] | undefined;
     for (let k = 0; k < parts.length; k++) {
       const { owner, i, from, to } = parts[k]!;
-      const addr = owner.index.addrs[i]!;
+      const addr = owner.index.addr(i);
       const hit = this.#fromWindow(addrHigh(addr), addrLow(addr) + from, to - from);
       if (hit) out[k] = hit;
       else {
@@ -270,7 +270,7 @@ export class LogStore implements Backend {
   async #readDisk(parts: Part[], missing: number[], out: Buffer[]): Promise<Buffer[]> {
     const spans = missing.map((k) => {
       const { owner, i, from, to } = parts[k]!;
-      const addr = owner.index.addrs[i]!;
+      const addr = owner.index.addr(i);
       return { k, seg: addrHigh(addr), off: addrLow(addr) + from, len: to - from };
     });
     spans.sort((a, b) => a.seg - b.seg || a.off - b.off);
@@ -322,7 +322,7 @@ export class LogStore implements Backend {
   }
 
   table(owner: Stream, i: number, count: number): Uint32Array {
-    const addr = owner.index.addrs[i]!;
+    const addr = owner.index.addr(i);
     const n = addrHigh(addr);
     const off = addrLow(addr) - count * 4;
     const hit = this.#fromWindow(n, off, count * 4);
@@ -342,9 +342,9 @@ export class LogStore implements Backend {
     const idx = stream.index;
     const mem = new Float64Array(idx.n * 3);
     for (let k = 0; k < idx.n; k++) {
-      mem[k * 3] = idx.starts[k]!;
-      mem[k * 3 + 1] = idx.addrs[k]!;
-      mem[k * 3 + 2] = idx.lens[k]!;
+      mem[k * 3] = idx.start(k);
+      mem[k * 3 + 1] = idx.addr(k);
+      mem[k * 3 + 2] = idx.len(k);
     }
     // In-memory entries last: they are the newest (written or moved since start-up) and win.
     parts.push(mem);

@@ -66,7 +66,7 @@ export class MemoryStore implements Backend {
     const out: Buffer[] = new Array(parts.length);
     for (let k = 0; k < parts.length; k++) {
       const { owner, i, from, to } = parts[k]!;
-      const addr = owner.index.addrs[i]!;
+      const addr = owner.index.addr(i);
       const slab = (owner.slot as Arena).slabs[Math.floor(addr / HIGH)]!;
       const at = addr % HIGH;
       out[k] = slab.subarray(at + from, at + to);
@@ -75,7 +75,7 @@ export class MemoryStore implements Backend {
   }
 
   table(owner: Stream, i: number, count: number): Uint32Array {
-    const addr = owner.index.addrs[i]!;
+    const addr = owner.index.addr(i);
     return getTable((owner.slot as Arena).slabs[Math.floor(addr / HIGH)]!, addr % HIGH, count);
   }
 

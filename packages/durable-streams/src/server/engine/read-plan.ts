@@ -24,7 +24,7 @@ export interface Indexes {
 
 /** The visible end of entry `i`: the next entry's start, or the visible tail. */
 const entryEnd = (s: Stream, idx: StreamIndex, i: number) =>
-  i + 1 < idx.n ? idx.starts[i + 1]! : s.visibleTail;
+  i + 1 < idx.n ? idx.start(i + 1) : s.visibleTail;
 
 /** [owner, from, to) pieces of `stream` between two positions, sources first. */
 function pieces(s: Stream, from: number, to: number, out: Array<[Stream, number, number]>): void {
@@ -52,7 +52,7 @@ export function planRead(
     let i = Math.max(0, idx.find(a));
     pos = a;
     while (pos < b && i < idx.n) {
-      const es = idx.starts[i]!;
+      const es = idx.start(i);
       const ee = entryEnd(owner, idx, i);
       if (es > pos)
         throw new StorageError('ERR_STORAGE_CORRUPT', `stream ${owner.id} has no data at ${pos}`);
@@ -72,7 +72,7 @@ export function planRead(
         const count = ee - es;
         if (count === 1) {
           from = 0;
-          to = idx.lens[i]!;
+          to = idx.len(i);
         } else {
           const table = ix.table(owner, i, count);
           const k0 = pos - es;

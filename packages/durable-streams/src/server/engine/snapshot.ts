@@ -96,7 +96,10 @@ export interface SnapshotFile {
   streams: StreamMeta[];
 }
 
-/** A snapshot framed like a record: magic, length, CRC-32C, JSON. */
+/** The checksum of a snapshot frame: its length and body, not the checksum field itself. */
+const frameCrc = (buf: Buffer) => crc32c(buf, crc32c(buf, 0, 4, 8), FRAME, buf.length);
+
+/** A snapshot framed like a batch: magic, length, CRC-32C, JSON. */
 export function encodeSnapshot(table: StreamTable, storeId: string, segment: number): Buffer {
   const body: SnapshotFile = {
     v: 1,
@@ -110,7 +113,7 @@ export function encodeSnapshot(table: StreamTable, storeId: string, segment: num
   buf.writeUInt32BE(MAGIC, 0);
   buf.writeUInt32BE(json.length, 4);
   json.copy(buf, FRAME);
-  buf.writeUInt32BE(crc32c(buf, 0, 4, buf.length), 8);
+  buf.writeUInt32BE(frameCrc(buf), 8);
   return buf;
 }
 
@@ -119,7 +122,7 @@ export function decodeSnapshot(buf: Buffer): SnapshotFile | undefined {
   if (buf.length < FRAME || buf.readUInt32BE(0) !== MAGIC) return undefined;
   const len = buf.readUInt32BE(4);
   if (FRAME + len !== buf.length) return undefined;
-  if (crc32c(buf, 0, 4, buf.length) !== buf.readUInt32BE(8)) return undefined;
+  if (frameCrc(buf) !== buf.readUInt32BE(8)) return undefined;
   try {
     const s = JSON.parse(buf.toString('utf8', FRAME)) as SnapshotFile;
     return s.v === 1 && Array.isArray(s.streams) ? s : undefined;

@@ -168,18 +168,18 @@ export class SqliteStore implements Backend {
       let h = k + 1;
       while (h < parts.length && parts[h]!.owner === owner && parts[h]!.i === parts[h - 1]!.i + 1)
         h++;
-      const addrs = owner.index.addrs;
+      const idx = owner.index;
       if (h - k === 1) {
         const p = parts[k]!;
-        out[k] = this.#row(this.#one.get(owner.id, addrs[p.i]!), owner, addrs[p.i]!).subarray(
+        out[k] = this.#row(this.#one.get(owner.id, idx.addr(p.i)), owner, idx.addr(p.i)).subarray(
           p.from,
           p.to,
         );
       } else {
         const rows = this.#range.all(
           owner.id,
-          addrs[parts[k]!.i]!,
-          addrs[parts[h - 1]!.i]!,
+          idx.addr(parts[k]!.i),
+          idx.addr(parts[h - 1]!.i),
         ) as Array<{
           start: number;
           data: Buffer;
@@ -187,7 +187,10 @@ export class SqliteStore implements Backend {
         const byStart = new Map(rows.map((r) => [r.start, r.data]));
         for (let x = k; x < h; x++) {
           const p = parts[x]!;
-          out[x] = this.#row(byStart.get(addrs[p.i]!), owner, addrs[p.i]!).subarray(p.from, p.to);
+          out[x] = this.#row(byStart.get(idx.addr(p.i)), owner, idx.addr(p.i)).subarray(
+            p.from,
+            p.to,
+          );
         }
       }
       k = h;
@@ -202,7 +205,7 @@ export class SqliteStore implements Backend {
   }
 
   table(owner: Stream, i: number, count: number): Uint32Array {
-    const tab = this.#tab.get(owner.id, owner.index.addrs[i]!) as Buffer | null;
+    const tab = this.#tab.get(owner.id, owner.index.addr(i)) as Buffer | null;
     const out = new Uint32Array(count);
     for (let k = 0; k < count; k++) out[k] = tab ? tab.readUInt32LE(k * 4) : 0;
     return out;

@@ -31,11 +31,20 @@ export interface Meter {
   bytes: number;
 }
 
-/** Positions → data addresses, in position order; one entry per append (or per record). */
+const SHIFT = 10;
+/** Entries per chunk: a full chunk is never copied again, so an index grows without slack. */
+const CHUNK = 1 << SHIFT;
+const MASK = CHUNK - 1;
+const ENTRY_BYTES = 20;
+
+/**
+ * Positions → data addresses, in position order; one entry per append (or per record): 20
+ * bytes each, in chunks of 1,024 entries (the first grows from 4) that are never reallocated.
+ */
 export class StreamIndex {
-  starts: Float64Array = new Float64Array(4);
-  addrs: Float64Array = new Float64Array(4);
-  lens: Uint32Array = new Uint32Array(4);
+  #starts: Float64Array[] = [new Float64Array(4)];
+  #addrs: Float64Array[] = [new Float64Array(4)];
+  #lens: Uint32Array[] = [new Uint32Array(4)];
   n = 0;
 
   constructor(private readonly meter: Meter = { bytes: 0 }) {
@@ -47,59 +56,109 @@ export class StreamIndex {
     this.meter.bytes -= this.memory;
   }
 
-  #grow(): void {
-    const size = Math.max(8, Math.ceil(this.starts.length * 1.5));
-    const starts = new Float64Array(size);
-    const addrs = new Float64Array(size);
-    const lens = new Uint32Array(size);
-    starts.set(this.starts.subarray(0, this.n));
-    addrs.set(this.addrs.subarray(0, this.n));
-    lens.set(this.lens.subarray(0, this.n));
-    this.meter.bytes -= this.memory;
-    this.starts = starts;
-    this.addrs = addrs;
-    this.lens = lens;
-    this.meter.bytes += this.memory;
+  start(i: number): number {
+    return this.#starts[i >>> SHIFT]![i & MASK]!;
+  }
+
+  addr(i: number): number {
+    return this.#addrs[i >>> SHIFT]![i & MASK]!;
+  }
+
+  len(i: number): number {
+    return this.#lens[i >>> SHIFT]![i & MASK]!;
   }
 
   push(start: number, addr: number, len: number): void {
-    if (this.n > 0 && start <= this.starts[this.n - 1]!) {
+    if (this.n > 0 && start <= this.start(this.n - 1)) {
       this.set(start, addr, len);
       return;
     }
-    if (this.n === this.starts.length) this.#grow();
-    this.starts[this.n] = start;
-    this.addrs[this.n] = addr;
-    this.lens[this.n] = len;
+    const c = this.n >>> SHIFT;
+    const j = this.n & MASK;
+    if (c === this.#starts.length) {
+      this.#starts.push(new Float64Array(CHUNK));
+      this.#addrs.push(new Float64Array(CHUNK));
+      this.#lens.push(new Uint32Array(CHUNK));
+      this.meter.bytes += CHUNK * ENTRY_BYTES;
+    } else if (j === this.#starts[c]!.length) this.#growFirst();
+    this.#starts[c]![j] = start;
+    this.#addrs[c]![j] = addr;
+    this.#lens[c]![j] = len;
     this.n++;
+  }
+
+  #growFirst(): void {
+    const size = this.#starts[0]!.length * 2;
+    const grow = <T extends Float64Array | Uint32Array>(a: T): T => {
+      const b = new (a.constructor as new (n: number) => T)(size);
+      b.set(a);
+      return b;
+    };
+    this.meter.bytes += (size / 2) * ENTRY_BYTES;
+    this.#starts[0] = grow(this.#starts[0]!);
+    this.#addrs[0] = grow(this.#addrs[0]!);
+    this.#lens[0] = grow(this.#lens[0]!);
   }
 
   /** Inserts an entry, or moves the one at `start` to a new address (compaction, lazy load). */
   set(start: number, addr: number, len: number): void {
     const i = this.find(start);
-    if (i >= 0 && this.starts[i] === start) {
-      this.addrs[i] = addr;
-      this.lens[i] = len;
+    if (i >= 0 && this.start(i) === start) {
+      this.#addrs[i >>> SHIFT]![i & MASK] = addr;
+      this.#lens[i >>> SHIFT]![i & MASK] = len;
       return;
     }
-    if (this.n === this.starts.length) this.#grow();
+    // An insertion in the middle: rare (an entry moved before it was loaded), so rebuilt.
+    const { starts, addrs, lens } = this.flat();
     const at = i + 1;
-    this.starts.copyWithin(at + 1, at, this.n);
-    this.addrs.copyWithin(at + 1, at, this.n);
-    this.lens.copyWithin(at + 1, at, this.n);
-    this.starts[at] = start;
-    this.addrs[at] = addr;
-    this.lens[at] = len;
-    this.n++;
+    const ins = <T extends Float64Array | Uint32Array>(a: T, v: number): T => {
+      const b = new (a.constructor as new (n: number) => T)(a.length + 1);
+      b.set(a.subarray(0, at));
+      b[at] = v;
+      b.set(a.subarray(at), at + 1);
+      return b;
+    };
+    this.replace(ins(starts, start), ins(addrs, addr), ins(lens, len));
+  }
+
+  /** Every entry as three arrays. */
+  flat(): { starts: Float64Array; addrs: Float64Array; lens: Uint32Array } {
+    const starts = new Float64Array(this.n);
+    const addrs = new Float64Array(this.n);
+    const lens = new Uint32Array(this.n);
+    for (let c = 0; c * CHUNK < this.n; c++) {
+      const m = Math.min(CHUNK, this.n - c * CHUNK);
+      starts.set(this.#starts[c]!.subarray(0, m), c * CHUNK);
+      addrs.set(this.#addrs[c]!.subarray(0, m), c * CHUNK);
+      lens.set(this.#lens[c]!.subarray(0, m), c * CHUNK);
+    }
+    return { starts, addrs, lens };
   }
 
   /** Replaces every entry (a lazily loaded index): arrays of the same length, sorted. */
   replace(starts: Float64Array, addrs: Float64Array, lens: Uint32Array): void {
     this.meter.bytes -= this.memory;
-    this.starts = starts;
-    this.addrs = addrs;
-    this.lens = lens;
-    this.n = starts.length;
+    const n = starts.length;
+    const chunks = Math.max(1, Math.ceil(n / CHUNK));
+    const first = n <= CHUNK ? Math.max(4, n) : CHUNK;
+    this.#starts = [];
+    this.#addrs = [];
+    this.#lens = [];
+    for (let c = 0; c < chunks; c++) {
+      const size = c === 0 ? first : CHUNK;
+      const from = c * CHUNK;
+      const to = Math.min(n, from + size);
+      const s = new Float64Array(size);
+      const a = new Float64Array(size);
+      const l = new Uint32Array(size);
+      s.set(starts.subarray(from, to));
+      a.set(addrs.subarray(from, to));
+      l.set(lens.subarray(from, to));
+      this.#starts.push(s);
+      this.#addrs.push(a);
+      this.#lens.push(l);
+    }
+    this.n = n;
     this.meter.bytes += this.memory;
   }
 
@@ -109,7 +168,7 @@ export class StreamIndex {
     let hi = this.n;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (this.starts[mid]! <= position) lo = mid + 1;
+      if (this.start(mid) <= position) lo = mid + 1;
       else hi = mid;
     }
     return lo - 1;
@@ -117,7 +176,9 @@ export class StreamIndex {
 
   /** Bytes of memory held. */
   get memory(): number {
-    return this.starts.byteLength + this.addrs.byteLength + this.lens.byteLength;
+    let n = 0;
+    for (let c = 0; c < this.#starts.length; c++) n += this.#starts[c]!.length * ENTRY_BYTES;
+    return n;
   }
 }
 

@@ -27,6 +27,9 @@ export interface Reply {
 }
 
 const reply = (status: number, headers: HeaderList): Reply => ({ kind: 'reply', status, headers });
+/** Shared by every plain append: never mutated (replies concatenate, they do not push). */
+const NO_HEADERS: HeaderList = Object.freeze([]) as unknown as HeaderList;
+const PLAIN_204 = Object.freeze(reply(204, NO_HEADERS)) as Reply;
 
 /** The body as stored data: one unit per byte, or the messages of a JSON body. */
 export function payloadOf(json: boolean, body: Buffer, creating: boolean): Payload | Problem {
@@ -71,7 +74,7 @@ export function decideAppend(
   }
   const payload = payloadOf(stream.json, body, false);
   if (isProblem(payload)) return payload;
-  const extra: HeaderList = [];
+  let extra: HeaderList = NO_HEADERS;
   if (producer) {
     const state = stream.producers.get(producer.id);
     if (state && producer.epoch < state.epoch)
@@ -91,7 +94,7 @@ export function decideAppend(
         String(producer.seq),
       ]);
     }
-    extra.push('producer-epoch', String(producer.epoch), 'producer-seq', String(producer.seq));
+    extra = ['producer-epoch', String(producer.epoch), 'producer-seq', String(producer.seq)];
   }
   const last = stream.lastStreamSeq;
   if (a.streamSeq !== undefined && last !== undefined && a.streamSeq <= last)
@@ -99,7 +102,13 @@ export function decideAppend(
   if (limits.maxStreamBytes !== undefined && stream.bytes + payload.bytes > limits.maxStreamBytes)
     return problem(413, 'the stream would exceed its size limit');
   const spec: AppendSpec = { payload, close: a.closing, producer, streamSeq: a.streamSeq };
-  return { kind: 'append', spec, reply: reply(producer && payload.count > 0 ? 200 : 204, extra) };
+  const ok =
+    producer && payload.count > 0
+      ? reply(200, extra)
+      : extra === NO_HEADERS
+        ? PLAIN_204
+        : reply(204, extra);
+  return { kind: 'append', spec, reply: ok };
 }
 
 /** Where the reads of a fork come from. */

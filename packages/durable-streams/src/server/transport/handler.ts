@@ -9,14 +9,9 @@ import { Engine } from '../engine/engine.js';
 import { StorageError } from '../engine/errors.js';
 import type { Stream } from '../engine/stream.js';
 import { decideAppend, decideCreate, type Limits } from '../protocol/decide.js';
-import { nextCursor } from '../protocol/offsets.js';
+import { formatOffset, nextCursor } from '../protocol/offsets.js';
 import { type HeaderList, isProblem, type Problem, problem } from '../protocol/problem.js';
-import {
-  createdHeaders,
-  streamHeaders,
-  tailHeaders,
-  tailReadHeaders,
-} from '../protocol/replies.js';
+import { createdHeaders, streamHeaders, tailReadHeaders } from '../protocol/replies.js';
 import {
   header,
   parseAppend,
@@ -254,11 +249,14 @@ export class StreamHandler {
       if (d.kind === 'problem') return this.#responder.problem(res, d);
       if (d.kind === 'reply') return this.#durably(res, d.status, d.headers);
       // The reply says where this append ended, whatever was accepted after it meanwhile.
-      const headers = d.reply.headers.concat(
-        tailHeaders(stream.tail + d.spec.payload.count, d.spec.close),
-      );
+      const tail = formatOffset(stream.tail + d.spec.payload.count);
+      const { status, headers } = d.reply;
+      const close = d.spec.close;
       stream.lastAccess = this.#now();
-      this.engine.append(stream, d.spec, this.#answer(res, d.reply.status, headers));
+      this.engine.append(stream, d.spec, (e) => {
+        if (e) this.#fail(res, e);
+        else this.#responder.sendTail(res, status, headers, tail, close);
+      });
     });
   }
 

@@ -79,6 +79,22 @@ export class Responder {
     res.end(body);
   }
 
+  /** A reply ending with the stream's tail (appends): one header list, built once. */
+  sendTail(
+    res: ServerResponse,
+    status: number,
+    extra: HeaderList,
+    tail: string,
+    closed: boolean,
+  ): void {
+    if (res.headersSent || res.destroyed) return;
+    const h = extra.length ? this.common.concat(extra) : this.common.slice();
+    h.push('stream-next-offset', tail);
+    if (closed) h.push('stream-closed', 'true');
+    res.writeHead(status, h);
+    res.end();
+  }
+
   problem(res: ServerResponse, p: Problem): void {
     if (res.headersSent || res.destroyed) {
       if (!res.writableEnded) res.destroy();
