@@ -176,6 +176,8 @@ export class LogStore implements Backend {
       used: 0,
       buf: Buffer.allocUnsafeSlow(Math.max(this.#o.windowBytes, size)),
     };
+    // A batch larger than a window is written from a buffer of its own, not kept for readers.
+    if (size > this.#o.windowBytes) return win;
     this.#windows.push(win);
     // The last two windows stay: readers of the newest data are served from memory.
     if (this.#windows.length > 2) this.#windows.shift();

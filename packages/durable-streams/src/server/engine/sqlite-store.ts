@@ -33,13 +33,19 @@ interface Db {
   close(): void;
 }
 
+// An append is one row per MiB piece: SQLite reads a blob whole (substr and length included),
+// so a read of a few megabytes of a 48 MiB append must not touch the rest of it.
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS store (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS streams (id INTEGER PRIMARY KEY, meta TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS records (
-  stream INTEGER NOT NULL, start INTEGER NOT NULL, tab BLOB, data BLOB NOT NULL,
-  PRIMARY KEY (stream, start)
-) WITHOUT ROWID;`;
+  id INTEGER PRIMARY KEY, stream INTEGER NOT NULL, start INTEGER NOT NULL,
+  piece INTEGER NOT NULL, len INTEGER NOT NULL, tab BLOB, data BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS records_key ON records (stream, start, piece);`;
+
+/** Bytes per row of an append's data. */
+export const PIECE = 1024 * 1024;
 
 // The writer, as plain JavaScript: a worker evaluated from a string runs the same under tsx,
 // vitest and the built package, with no loader of its own.
@@ -50,14 +56,14 @@ const db = new Database(workerData.path);
 db.pragma('journal_mode = WAL');
 db.pragma('synchronous = FULL');
 const buf = (u) => (u ? Buffer.from(u.buffer, u.byteOffset, u.byteLength) : null);
-const putRec = db.prepare('INSERT OR REPLACE INTO records (stream, start, tab, data) VALUES (?, ?, ?, ?)');
+const putRec = db.prepare('INSERT OR REPLACE INTO records (stream, start, piece, len, tab, data) VALUES (?, ?, ?, ?, ?, ?)');
 const delRecs = db.prepare('DELETE FROM records WHERE stream = ?');
 const delMeta = db.prepare('DELETE FROM streams WHERE id = ?');
 const putMeta = db.prepare('INSERT OR REPLACE INTO streams (id, meta) VALUES (?, ?)');
 const putNext = db.prepare("INSERT OR REPLACE INTO store (k, v) VALUES ('next_id', ?)");
 const run = db.transaction((b) => {
   for (const op of b.ops) {
-    if (op[0] === 0) putRec.run(op[1], op[2], buf(op[3]), buf(op[4]));
+    if (op[0] === 0) putRec.run(op[1], op[2], op[3], op[4], buf(op[5]), buf(op[6]));
     else { delRecs.run(op[1]); delMeta.run(op[1]); }
   }
   for (const m of b.metas) putMeta.run(m[0], m[1]);
@@ -72,7 +78,8 @@ parentPort.on('message', (b) => {
 
 const here = typeof __filename === 'string' ? __filename : fileURLToPath(import.meta.url);
 
-type Op = [0, number, number, Uint8Array | null, Uint8Array] | [1, number];
+/** [0, stream, start, piece, length, table, data] | [1, stream] (delete). */
+type Op = [0, number, number, number, number, Uint8Array | null, Uint8Array] | [1, number];
 
 export class SqliteStore implements Backend {
   readonly #db: Db;
@@ -81,7 +88,7 @@ export class SqliteStore implements Backend {
   #seq = 0;
   #failed: Error | undefined;
   readonly #range: Statement;
-  readonly #one: Statement;
+  readonly #pieces: Statement;
   readonly #tab: Statement;
   readonly #entries: Statement;
 
@@ -94,12 +101,18 @@ export class SqliteStore implements Backend {
     this.#db = db;
     this.#worker = worker;
     this.#range = db.prepare(
-      'SELECT start, data FROM records WHERE stream = ? AND start >= ? AND start <= ? ORDER BY start',
+      'SELECT start, data FROM records WHERE stream = ? AND start >= ? AND start <= ? AND piece = 0 ORDER BY start',
     );
-    this.#one = db.prepare('SELECT data FROM records WHERE stream = ? AND start = ?').pluck();
-    this.#tab = db.prepare('SELECT tab FROM records WHERE stream = ? AND start = ?').pluck();
+    this.#pieces = db
+      .prepare(
+        'SELECT data FROM records WHERE stream = ? AND start = ? AND piece >= ? AND piece <= ? ORDER BY piece',
+      )
+      .pluck();
+    this.#tab = db
+      .prepare('SELECT tab FROM records WHERE stream = ? AND start = ? AND piece = 0')
+      .pluck();
     this.#entries = db
-      .prepare('SELECT start, length(data) FROM records WHERE stream = ? ORDER BY start')
+      .prepare('SELECT start, len FROM records WHERE stream = ? AND piece = 0 ORDER BY start')
       .raw();
     worker.on('message', (m: { id: number; error?: string } | 'closed') => {
       if (m === 'closed') return;
@@ -147,7 +160,10 @@ export class SqliteStore implements Backend {
       const tab = p.table
         ? new Uint8Array(p.table.buffer, p.table.byteOffset, p.table.byteLength)
         : null;
-      ops.push([0, r.id, start, tab, data]);
+      for (let at = 0, piece = 0; at < data.length; at += PIECE, piece++) {
+        const slice = data.subarray(at, at + PIECE);
+        ops.push([0, r.id, start, piece, p.bytes, piece === 0 ? tab : null, slice]);
+      }
       addrs[k] = start;
     });
     // The checked state now is the state after this batch: what the rows must say.
@@ -170,11 +186,15 @@ export class SqliteStore implements Backend {
         h++;
       const idx = owner.index;
       if (h - k === 1) {
+        // One entry, perhaps a slice of a large one: only the pieces it spans leave SQLite.
         const p = parts[k]!;
-        out[k] = this.#row(this.#one.get(owner.id, idx.addr(p.i)), owner, idx.addr(p.i)).subarray(
-          p.from,
-          p.to,
-        );
+        const start = idx.addr(p.i);
+        const first = Math.floor(p.from / PIECE);
+        const last = Math.floor((p.to - 1) / PIECE);
+        const rows = this.#pieces.all(owner.id, start, first, last) as Buffer[];
+        if (rows.length !== last - first + 1) this.#row(undefined, owner, start);
+        const joined = rows.length === 1 ? rows[0]! : Buffer.concat(rows);
+        out[k] = joined.subarray(p.from - first * PIECE, p.to - first * PIECE);
       } else {
         const rows = this.#range.all(
           owner.id,
@@ -187,10 +207,10 @@ export class SqliteStore implements Backend {
         const byStart = new Map(rows.map((r) => [r.start, r.data]));
         for (let x = k; x < h; x++) {
           const p = parts[x]!;
-          out[x] = this.#row(byStart.get(idx.addr(p.i)), owner, idx.addr(p.i)).subarray(
-            p.from,
-            p.to,
-          );
+          const data = byStart.get(idx.addr(p.i));
+          // A run is of small entries; one larger than a piece is read on its own.
+          out[x] =
+            data && p.to <= data.length ? data.subarray(p.from, p.to) : this.read([{ ...p }])[0]!;
         }
       }
       k = h;
@@ -254,6 +274,8 @@ export async function openSqlite(
   const mod = (await import(specifier)) as unknown as { default: new (path: string) => Db };
   const path = join(dir, 'streams.sqlite');
   const db = new mod.default(path);
+  // Larger pages: shorter overflow chains for the megabyte pieces (only a new file takes it).
+  db.pragma('page_size = 16384');
   db.pragma('journal_mode = WAL');
   db.exec(SCHEMA);
   const get = (k: string) =>
