@@ -316,6 +316,7 @@ function parsePayload(buf: Buffer, at: number, stop: number): { record: LogRecor
     if (flags & F_EXPIRES) {
       expiresAt = buf.readDoubleLE(p);
       [expiresAtText, p] = getStr(buf, p + 8);
+      if (expiresAtText === '') expiresAtText = undefined; // written as '' when there was none
     }
     if (flags & F_FORK) {
       fork = {

@@ -24,6 +24,8 @@ export class CommitQueue {
   #inFlight: Batch | undefined;
   #scheduled = false;
   #failed: Error | undefined;
+  /** Batches written, and the records in them: records ÷ batches is the group size. */
+  readonly stats = { batches: 0, records: 0 };
 
   constructor(
     private readonly writeBatch: (writes: Write[], done: WriteDone) => void,
@@ -72,6 +74,8 @@ export class CommitQueue {
     const batch = this.#queued;
     this.#queued = empty();
     this.#inFlight = batch;
+    this.stats.batches++;
+    this.stats.records += batch.writes.length;
     this.writeBatch(batch.writes, (error, addrs) => {
       this.#inFlight = undefined;
       if (error || !addrs) {

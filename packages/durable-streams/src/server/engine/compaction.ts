@@ -24,6 +24,11 @@ export class Compactor {
     private readonly minLive = 0.5,
   ) {}
 
+  /** Resolves once no pass runs. */
+  async idle(): Promise<void> {
+    await this.#running?.catch(() => {});
+  }
+
   /** Starts a pass unless one runs; resolves with what the pass did. */
   run(): Promise<CompactionReport> {
     this.#running ??= this.#pass().finally(() => {

@@ -151,6 +151,11 @@ export class Engine {
     return this.table.meter.bytes + this.#backend.memory + (this.#queue?.pendingBytes ?? 0);
   }
 
+  /** Group commit so far: batches written and the records in them (none in memory mode). */
+  get commits(): { batches: number; records: number } {
+    return this.#queue?.stats ?? { batches: 0, records: 0 };
+  }
+
   /** Stream data counted against `max_memory_bytes`: all of it in memory mode, else none. */
   get storedBytes(): number {
     return this.#backend.storedInMemory;
@@ -258,14 +263,22 @@ export class Engine {
     return n;
   }
 
+  /** Resolves once every accepted change is durable and background work (seals) is done. */
+  async settle(): Promise<void> {
+    await new Promise<void>((resolve) => this.barrier(resolve));
+    await this.#log?.sealed();
+  }
+
   /** Reclaims the disk of deleted and expired streams (file modes; SQLite reuses its pages). */
   compact(): Promise<CompactionReport> {
     return this.#compactor?.run() ?? Promise.resolve({ deleted: 0, copied: 0 });
   }
 
-  /** Waits for every accepted change to be durable, then closes the backend. */
+  /** Waits for every accepted change and any compaction to be durable, then closes. */
   async close(): Promise<void> {
-    await new Promise<void>((resolve) => this.barrier(resolve));
+    await this.settle();
+    await this.#compactor?.idle();
+    await this.settle();
     await this.#backend.close();
   }
 }

@@ -224,6 +224,11 @@ export class LogStore implements Backend {
     this.#snapshotSegment = segment;
   }
 
+  /** Resolves once the seals in progress (indexes, snapshots) are on disk. */
+  async sealed(): Promise<void> {
+    await this.#sealing?.catch(() => {});
+  }
+
   /** Waits for a seal in progress, then makes everything written durable (compaction). */
   async flush(): Promise<void> {
     await this.#sealing;

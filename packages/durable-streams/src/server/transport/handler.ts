@@ -170,9 +170,10 @@ export class StreamHandler {
     search: string,
   ): void | Promise<void> {
     const method = req.method ?? 'GET';
-    if (method === 'OPTIONS') return this.#responder.send(res, 204, this.#responder.preflight);
+    if (method === 'OPTIONS')
+      return drain(req, () => this.#responder.send(res, 204, this.#responder.preflight));
     const busy = this.overload.admit();
-    if (busy) return this.#refuse(req, res, busy);
+    if (busy) return this.#shed(res, busy);
     if (key === '/') return this.#refuse(req, res, problem(404, 'no stream path'));
     // A soft-deleted stream (deleted, still read by its forks) is gone for its own clients.
     if (method !== 'PUT' && this.engine.live(key)?.softDeleted)
@@ -184,13 +185,20 @@ export class StreamHandler {
         return this.#read(req, res, key, search);
       case 'PUT':
         return this.#create(req, res, key);
+      // Bodies nobody reads are drained first: a reply before the request is whole would
+      // cost the client its keep-alive connection.
       case 'HEAD':
-        return this.#head(res, key);
+        return drain(req, () => this.#head(res, key));
       case 'DELETE':
-        return this.#delete(res, key);
+        return drain(req, () => this.#delete(res, key));
       default:
-        return this.#responder.problem(res, problem(405, 'method not allowed', ['allow', METHODS]));
+        return this.#refuse(req, res, problem(405, 'method not allowed', ['allow', METHODS]));
     }
+  }
+
+  /** Sheds a request under overload at once, closing the connection rather than reading on. */
+  #shed(res: ServerResponse, p: Problem): void {
+    this.#responder.problem(res, { ...p, headers: p.headers.concat('connection', 'close') });
   }
 
   /** Refuses a request, discarding a body it may be sending. */
@@ -239,7 +247,7 @@ export class StreamHandler {
     }
     const full = this.overload.admitBytes(Number(req.headers['content-length']) || 0);
     if (full) {
-      this.#responder.problem(res, full);
+      this.#shed(res, full);
       return;
     }
     readBody(req, this.#bodyLimit(), this.#bodies, (error, body) => {
@@ -268,7 +276,7 @@ export class StreamHandler {
     }
     const full = this.overload.admitBytes(Number(req.headers['content-length']) || 0);
     if (full) {
-      this.#responder.problem(res, full);
+      this.#shed(res, full);
       return;
     }
     readBody(req, this.#bodyLimit(), this.#bodies, (error, body) => {
