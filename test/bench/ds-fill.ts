@@ -1,15 +1,23 @@
 /**
  * The history probe of the durable-streams bench, one process per step so that every RSS is
- * a process's own: `fill <mode> <dir> <n>` appends n 100-byte messages round-robin over 100
- * streams through the engine (in waves of 1,000, each wave one group commit), reports its RSS
- * after a full GC, then waits to be killed (-9: nothing is flushed on the way out);
+ * a process's own: `fill <mode> <dir> <warm> <n>` appends 100-byte messages round-robin over
+ * 100 streams through the engine (in waves of 1,000, each wave one group commit) — `warm`
+ * first, so that allocator and heap reach their working size, then `n` more — reports its RSS
+ * after a full GC before and after the `n`, then waits to be killed (-9: nothing is flushed);
  * `open <mode> <dir>` opens the same directory, reports how long recovery took and its RSS,
  * reads one stream back whole, and closes cleanly. Results go to the parent over IPC.
  */
-import type { StorageMode } from '@towerline/durable-streams';
-import { Engine } from '../../packages/durable-streams/src/server/engine/engine.js';
+import { Engine, type StorageMode } from '@towerline/durable-streams';
 
-const [step, mode, dir, countText] = process.argv.slice(2) as [string, StorageMode, string, string];
+type Stream = ReturnType<Engine['create']>;
+
+const [step, mode, dir, warmText, countText] = process.argv.slice(2) as [
+  string,
+  StorageMode,
+  string,
+  string,
+  string,
+];
 const STREAMS = 100;
 const BODY = Buffer.alloc(100, 'x');
 const config = {
@@ -26,8 +34,20 @@ const rss = () => {
 const barrier = (e: Engine) => new Promise<void>((resolve) => e.barrier(resolve));
 const send = (m: unknown) => process.send?.(m);
 
+async function fill(engine: Engine, streams: Stream[], count: number): Promise<void> {
+  for (let done = 0; done < count; ) {
+    const wave = Math.min(1_000, count - done);
+    for (let k = 0; k < wave; k++) {
+      const payload = { chunks: [BODY], bytes: BODY.length, count: BODY.length, table: undefined };
+      const spec = { payload, close: false, producer: undefined, streamSeq: undefined };
+      engine.append(streams[(done + k) % STREAMS]!, spec, () => {});
+    }
+    await barrier(engine);
+    done += wave;
+  }
+}
+
 if (step === 'fill') {
-  const count = Number(countText);
   const engine = await Engine.open({ mode, dataDir: dir });
   const streams = Array.from({ length: STREAMS }, (_, k) =>
     engine.create(
@@ -42,37 +62,19 @@ if (step === 'fill') {
     ),
   );
   await barrier(engine);
+  await fill(engine, streams, Number(warmText));
   const before = rss();
-  const mem0 = process.memoryUsage();
-  send({
-    mem0: { heapUsed: mem0.heapUsed, heapTotal: mem0.heapTotal, arrayBuffers: mem0.arrayBuffers },
-  });
   const started = performance.now();
-  for (let done = 0; done < count; ) {
-    const wave = Math.min(1_000, count - done);
-    for (let k = 0; k < wave; k++) {
-      const payload = { chunks: [BODY], bytes: BODY.length, count: BODY.length, table: undefined };
-      engine.append(
-        streams[(done + k) % STREAMS]!,
-        { payload, close: false, producer: undefined, streamSeq: undefined },
-        () => {},
-      );
-    }
-    await barrier(engine);
-    done += wave;
-  }
+  await fill(engine, streams, Number(countText));
   const fillMs = performance.now() - started;
-  const after = rss();
-  const m = process.memoryUsage();
+  await engine.settle();
   send({
     fillMs,
     rssBefore: before,
-    rssAfter: after,
-    payload: count * BODY.length,
+    rssAfter: rss(),
+    inMemory: engine.storedBytes,
     indexBytes: engine.table.meter.bytes,
-    heapUsed: m.heapUsed,
-    heapTotal: m.heapTotal,
-    arrayBuffers: m.arrayBuffers,
+    commits: engine.commits,
   });
   setInterval(() => {}, 1_000); // until killed
 } else {

@@ -18,6 +18,8 @@ import { type StorageMode, startDurableStreamsServer } from '@towerline/durable-
 const kind = process.argv[2];
 let url: string;
 let stop: () => Promise<void>;
+/** Group-commit figures of our server (batches and records written), for the modes table. */
+let commits = () => ({ batches: 0, records: 0 });
 
 if (kind?.startsWith('towerline')) {
   // `towerline` is memory mode; `towerline:<mode>` another storage mode, in a fresh directory.
@@ -30,6 +32,7 @@ if (kind?.startsWith('towerline')) {
     ...(dataDir ? { dataDir } : {}),
   });
   url = ours.url;
+  commits = () => ours.handler.engine.commits;
   stop = async () => {
     await ours.close();
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
@@ -98,7 +101,7 @@ if (!process.send) {
     process.once(signal, () => void stop().then(() => process.exit(0)));
 } else
   process.on('message', async (m) => {
-    if (m === 'cpu') process.send!({ cpu: process.cpuUsage() });
+    if (m === 'cpu') process.send!({ cpu: process.cpuUsage(), commits: { ...commits() } });
     if (m === 'stop') {
       await stop();
       process.disconnect();

@@ -5,6 +5,7 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { VirtualClock } from '@towerline/core';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
@@ -174,6 +175,7 @@ describe('batch frames', () => {
 
 describe('group commit', () => {
   it('appends that arrive while a batch is being written go out together, acknowledged in order', async () => {
+    const clock = new VirtualClock();
     const writes: number[] = [];
     let release: (() => void) | undefined;
     const q = new CommitQueue(
@@ -184,6 +186,7 @@ describe('group commit', () => {
       () => {},
       () => {},
       (fn) => setImmediate(fn),
+      clock,
     );
     const acked: number[] = [];
     const write = { record: { t: T_DELETE, id: 1 } as LogRecord, stream: undefined as never };
@@ -196,12 +199,44 @@ describe('group commit', () => {
       barrier = true;
     });
     expect(acked).toEqual([]);
+    await clock.advance(2); // the write took 2 ms
     release!();
     expect(acked).toEqual([0]);
-    expect(writes).toEqual([1, 5]); // the five queued meanwhile: one batch
+    // The five queued meanwhile wait (at most half the last write) for the writer just
+    // acknowledged to come back; it does, and all six go out as one batch.
+    expect(writes).toEqual([1]);
+    q.push(write, 0, () => acked.push(6));
+    expect(writes).toEqual([1, 6]);
     release!();
-    expect(acked).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(acked).toEqual([0, 1, 2, 3, 4, 5, 6]);
     expect(barrier).toBe(true);
+  });
+
+  it('the gathering wait ends after half the last write, with whoever came', async () => {
+    const clock = new VirtualClock();
+    const writes: number[] = [];
+    let release: (() => void) | undefined;
+    const q = new CommitQueue(
+      (batch, done) => {
+        writes.push(batch.length);
+        release = () => done(null, new Float64Array(batch.length));
+      },
+      () => {},
+      () => {},
+      (fn) => fn(),
+      clock,
+    );
+    const write = { record: { t: T_DELETE, id: 1 } as LogRecord, stream: undefined as never };
+    for (let i = 0; i < 4; i++) q.push(write, 0, () => {});
+    expect(writes).toEqual([1]); // the first went at once (synchronous schedule), three wait
+    await clock.advance(4);
+    release!();
+    expect(writes).toEqual([1]);
+    await clock.advance(1.9);
+    expect(writes).toEqual([1]);
+    await clock.advance(0.2);
+    expect(writes).toEqual([1, 3]);
+    release!();
   });
 
   it('a failed write fails its batch, everything queued, and every later change', async () => {
