@@ -18,6 +18,7 @@ import {
   type WriteDone,
 } from './backend.js';
 import { batchSize, encodeBatch, recordSize, T_CREATE, T_DELETE } from './codec.js';
+import { mergeIndex } from './log-index.js';
 import {
   encodeIndex,
   indexFile,
@@ -30,6 +31,7 @@ import {
 import { encodeSnapshot } from './snapshot.js';
 import type { Stream } from './stream.js';
 import type { StreamTable } from './table.js';
+import { WriteWindows } from './windows.js';
 
 export interface LogStoreOptions {
   dir: string;
@@ -41,15 +43,6 @@ export interface LogStoreOptions {
   segmentRecords?: number;
   /** Bytes of the latest writes kept in memory for readers. Default 4 MiB. */
   windowBytes?: number;
-}
-
-interface Window {
-  seg: number;
-  /** File offset of `buf[0]`. */
-  start: number;
-  /** Bytes of `buf` written and durable. */
-  used: number;
-  buf: Buffer;
 }
 
 export interface RecoveredLog {
@@ -68,7 +61,7 @@ export class LogStore implements Backend {
   #head: Segment;
   #headFd: number;
   #headRecords = 0;
-  #windows: Window[] = [];
+  readonly #windows: WriteWindows;
   #sealing: Promise<void> | undefined;
   #failed: Error | undefined;
   readonly storeId: string;
@@ -97,6 +90,7 @@ export class LogStore implements Backend {
     this.storeId = recovered.storeId;
     this.#snapshotSegment = recovered.snapshotSegment;
     this.#prevSnapshotSegment = recovered.prevSnapshotSegment;
+    this.#windows = new WriteWindows(this.#o.windowBytes);
   }
 
   get segments(): ReadonlyMap<number, Segment> {
@@ -120,7 +114,7 @@ export class LogStore implements Backend {
     const records = batch.map((w) => w.record);
     const size = batchSize(records);
     const head = this.#head;
-    const win = this.#window(size);
+    const win = this.#windows.take(head.n, head.size, size);
     const at = win.used;
     const dataAt = new Float64Array(records.length);
     encodeBatch(win.buf, at, records, dataAt);
@@ -158,30 +152,6 @@ export class LogStore implements Backend {
       if (error || !this.#o.sync) finish(error);
       else fdatasync(fd, finish);
     });
-  }
-
-  /** A window with room for `size` more bytes at the head's end. */
-  #window(size: number): Window {
-    const last = this.#windows.at(-1);
-    if (
-      last &&
-      last.seg === this.#head.n &&
-      last.start + last.used === this.#head.size &&
-      last.buf.length - last.used >= size
-    )
-      return last;
-    const win: Window = {
-      seg: this.#head.n,
-      start: this.#head.size,
-      used: 0,
-      buf: Buffer.allocUnsafeSlow(Math.max(this.#o.windowBytes, size)),
-    };
-    // A batch larger than a window is written from a buffer of its own, not kept for readers.
-    if (size > this.#o.windowBytes) return win;
-    this.#windows.push(win);
-    // The last two windows stay: readers of the newest data are served from memory.
-    if (this.#windows.length > 2) this.#windows.shift();
-    return win;
   }
 
   /**
@@ -245,24 +215,13 @@ export class LogStore implements Backend {
     return seg.fd;
   }
 
-  #fromWindow(seg: number, off: number, len: number): Buffer | undefined {
-    for (let w = this.#windows.length - 1; w >= 0; w--) {
-      const win = this.#windows[w]!;
-      if (win.seg === seg && off >= win.start && off + len <= win.start + win.used) {
-        const at = off - win.start;
-        return win.buf.subarray(at, at + len);
-      }
-    }
-    return undefined;
-  }
-
   read(parts: Part[]): Buffer[] | Promise<Buffer[]> {
     const out: Buffer[] = new Array(parts.length);
     let missing: number[] | undefined;
     for (let k = 0; k < parts.length; k++) {
       const { owner, i, from, to } = parts[k]!;
       const addr = owner.index.addr(i);
-      const hit = this.#fromWindow(addrHigh(addr), addrLow(addr) + from, to - from);
+      const hit = this.#windows.find(addrHigh(addr), addrLow(addr) + from, to - from);
       if (hit) out[k] = hit;
       else {
         missing ??= [];
@@ -332,7 +291,7 @@ export class LogStore implements Backend {
     const addr = owner.index.addr(i);
     const n = addrHigh(addr);
     const off = addrLow(addr) - count * 4;
-    const hit = this.#fromWindow(n, off, count * 4);
+    const hit = this.#windows.find(n, off, count * 4);
     if (hit) return getTable(hit, count * 4, count);
     const buf = Buffer.allocUnsafe(count * 4);
     readSync(this.#fdFor(n)!, buf, 0, buf.length, off);
@@ -341,49 +300,12 @@ export class LogStore implements Backend {
 
   loadIndex(stream: Stream): void {
     if (stream.loaded) return;
-    const parts: Float64Array[] = [];
+    const disk: Float64Array[] = [];
     for (const seg of [...this.#segments.values()].sort((a, b) => a.n - b.n)) {
       if (!seg.inMemory && seg.dir.has(stream.id))
-        parts.push(loadEntries(join(this.segDir, indexFile(seg.n)), seg, stream.id));
+        disk.push(loadEntries(join(this.segDir, indexFile(seg.n)), seg, stream.id));
     }
-    const idx = stream.index;
-    const mem = new Float64Array(idx.n * 3);
-    for (let k = 0; k < idx.n; k++) {
-      mem[k * 3] = idx.start(k);
-      mem[k * 3 + 1] = idx.addr(k);
-      mem[k * 3 + 2] = idx.len(k);
-    }
-    // In-memory entries last: they are the newest (written or moved since start-up) and win.
-    parts.push(mem);
-    const n = parts.reduce((a, p) => a + p.length / 3, 0);
-    const all = new Float64Array(n * 3);
-    let at = 0;
-    for (const p of parts) {
-      all.set(p, at);
-      at += p.length;
-    }
-    let order: number[] | undefined;
-    for (let k = 1; k < n && !order; k++) if (all[k * 3]! <= all[(k - 1) * 3]!) order = [];
-    if (order) {
-      // Compaction moved entries: sort by position, the later copy of a position winning.
-      order = Array.from({ length: n }, (_, k) => k).sort(
-        (a, b) => all[a * 3]! - all[b * 3]! || a - b,
-      );
-      order = order.filter(
-        (k, j) => j + 1 === order!.length || all[order![j + 1]! * 3] !== all[k * 3],
-      );
-    }
-    const m = order ? order.length : n;
-    const starts = new Float64Array(m);
-    const addrs = new Float64Array(m);
-    const lens = new Uint32Array(m);
-    for (let j = 0; j < m; j++) {
-      const k = order ? order[j]! : j;
-      starts[j] = all[k * 3]!;
-      addrs[j] = all[k * 3 + 1]!;
-      lens[j] = all[k * 3 + 2]!;
-    }
-    idx.replace(starts, addrs, lens);
+    mergeIndex(stream.index, disk);
     stream.loaded = true;
   }
 
@@ -406,11 +328,8 @@ export class LogStore implements Backend {
     seg.fd = undefined;
   }
 
-  /** Written bytes of the windows (their unwritten rest is allocated but never touched). */
   get memory(): number {
-    let n = 0;
-    for (const w of this.#windows) n += w.used;
-    return n;
+    return this.#windows.memory;
   }
 
   get storedInMemory(): number {

@@ -4,7 +4,7 @@
  * data in the engine. A change is answered once the engine says it is durable.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type Clock, type RandomSource, systemClock } from '@towerline/core';
+import { type RandomSource, systemClock } from '@towerline/core';
 import { Engine } from '../engine/engine.js';
 import { StorageError } from '../engine/errors.js';
 import type { Stream } from '../engine/stream.js';
@@ -21,54 +21,11 @@ import {
 } from '../protocol/requests.js';
 import { BodyMeter, drain, readBody } from './body.js';
 import { LiveReads } from './live.js';
+import type { HandlerLogger, StreamHandlerOptions } from './options.js';
 import { OverloadGuard } from './overload.js';
 import { ReadCache } from './read-cache.js';
 import { CatchUp } from './reads.js';
 import { METHODS, Responder } from './respond.js';
-
-/** What the handler reports: internal errors and storage failures (request lines are the app's). */
-export interface HandlerLogger {
-  error(fields: Record<string, unknown>, message: string): void;
-}
-
-export interface StreamHandlerOptions {
-  /** Where the protocol is mounted. Default `/v1/stream`. */
-  basePath?: string;
-  /** How long a long-poll waits for data, ms. Default 30 000. */
-  longPollTimeoutMs?: number;
-  /** SSE connections are closed after this long so clients re-collapse, ms. Default 60 000. */
-  sseReconnectMs?: number;
-  /**
-   * Largest catch-up response body, bytes. Default 10 MiB: a client that reads a stream with
-   * one request (the official client's `body()`) gets a whole dev-profile stream
-   * (`max_stream_bytes`). Larger pages are streamed from storage, so memory stays bounded.
-   */
-  catchUpPageBytes?: number;
-  /** @deprecated The old name of `catchUpPageBytes`. */
-  maxChunkBytes?: number;
-  /** Largest stream, bytes (413 beyond). Default unlimited. */
-  maxStreamBytes?: number;
-  /** Memory for data (read cache included), bytes: 503 with `Retry-After` beyond. */
-  maxMemoryBytes?: number;
-  /** Long-poll and SSE connections at once: 503 with `Retry-After` beyond. */
-  maxLiveConnections?: number;
-  /** Refuse requests (503) while the event loop lags more than this, ms. */
-  maxEventLoopLagMs?: number;
-  /** `Access-Control-Allow-Origin`. Default `*`. */
-  corsOrigin?: string;
-  /** Byte budget for cached catch-up read bodies. Default 32 MiB; 0 turns it off. */
-  readCacheBytes?: number;
-  /** Wall clock (ms), for TTLs and cursors. Default `Date.now`. */
-  now?: () => number;
-  /** Timers (long-poll, SSE, lag sampling). Default the system clock. */
-  clock?: Clock;
-  random?: RandomSource;
-  /** The storage engine (`Engine.open`); default a fresh memory engine. */
-  engine?: Engine;
-  /** @deprecated The old name of `engine`. */
-  persistence?: Engine;
-  logger?: HandlerLogger;
-}
 
 const storageProblem = () => problem(503, 'storage is unavailable', ['retry-after', '5']);
 
@@ -386,23 +343,5 @@ export class StreamHandler {
   }
 }
 
-/**
- * The whole server's request handler: the protocol under the handler's base path, `/healthz`
- * and `/readyz` (503 once storage has failed), and a problem+json 404 for anything else.
- */
-export function serveRequest(
-  handler: StreamHandler,
-  req: IncomingMessage,
-  res: ServerResponse,
-): void {
-  if (handler.handle(req, res)) return;
-  const path = (req.url ?? '/').split('?')[0];
-  if (path === '/healthz' || path === '/readyz') {
-    const ready = path === '/healthz' || !handler.engine.failed;
-    res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ status: ready ? 'ok' : 'storage failed' }));
-    return;
-  }
-  res.writeHead(404, { 'content-type': 'application/problem+json' });
-  res.end(JSON.stringify({ type: 'about:blank', title: 'not found', status: 404 }));
-}
+export type { HandlerLogger, StreamHandlerOptions } from './options.js';
+export { serveRequest } from './serve.js';
