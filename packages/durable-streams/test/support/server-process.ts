@@ -28,11 +28,8 @@ export function runServer(env: Record<string, string>): ChildProcess {
   });
 }
 
-export async function spawnServer(
-  env: Record<string, string>,
-  timeoutMs = 30_000,
-): Promise<ServerProcess> {
-  const child = runServer(env);
+/** Everything a child prints, collected. */
+function collect(child: ChildProcess): () => string {
   let out = '';
   child.stdout!.on('data', (d) => {
     out += d;
@@ -40,10 +37,22 @@ export async function spawnServer(
   child.stderr!.on('data', (d) => {
     out += d;
   });
+  return () => out;
+}
+
+export async function spawnServer(
+  env: Record<string, string>,
+  timeoutMs = 30_000,
+): Promise<ServerProcess> {
+  const child = runServer(env);
+  const output = collect(child);
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start: ${out}`)), timeoutMs);
+    const timer = setTimeout(
+      () => reject(new Error(`server did not start: ${output()}`)),
+      timeoutMs,
+    );
     const check = () => {
-      if (out.includes('"listening"')) {
+      if (output().includes('"listening"')) {
         clearTimeout(timer);
         child.off('exit', exited);
         resolve();
@@ -51,14 +60,14 @@ export async function spawnServer(
     };
     const exited = (code: number | null) => {
       clearTimeout(timer);
-      reject(new Error(`server exited ${code}: ${out}`));
+      reject(new Error(`server exited ${code}: ${output()}`));
     };
     child.stdout!.on('data', check);
     child.once('exit', exited);
   });
   return {
     child,
-    output: () => out,
+    output,
     kill9: async () => {
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = once(child, 'exit');
@@ -73,15 +82,9 @@ export async function failingStart(
   env: Record<string, string>,
 ): Promise<{ code: number | null; output: string }> {
   const child = runServer(env);
-  let out = '';
-  child.stdout!.on('data', (d) => {
-    out += d;
-  });
-  child.stderr!.on('data', (d) => {
-    out += d;
-  });
+  const output = collect(child);
   const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
   const [code] = (await once(child, 'exit')) as [number | null];
   clearTimeout(timer);
-  return { code, output: out };
+  return { code, output: output() };
 }

@@ -187,8 +187,31 @@ export class StreamHandler {
     };
   }
 
-  #bodyLimit(): number {
-    return this.#limits.maxStreamBytes ?? Number.POSITIVE_INFINITY;
+  /**
+   * Reads the body of a change whose headers parsed (else refuses it), within the memory
+   * budget (else sheds it) and the stream size limit (else 413), then hands it to `then`.
+   */
+  #withBody(
+    req: IncomingMessage,
+    res: ServerResponse,
+    parsed: object,
+    then: (body: Buffer) => void,
+  ): void {
+    const refused = isProblem(parsed) ? parsed : undefined;
+    if (refused) {
+      this.#refuse(req, res, refused);
+      return;
+    }
+    const full = this.overload.admitBytes(Number(req.headers['content-length']) || 0);
+    if (full) {
+      this.#shed(res, full);
+      return;
+    }
+    const limit = this.#limits.maxStreamBytes ?? Number.POSITIVE_INFINITY;
+    readBody(req, limit, this.#bodies, (error, body) => {
+      if (error) this.#responder.problem(res, error);
+      else then(body);
+    });
   }
 
   #append(req: IncomingMessage, res: ServerResponse, key: string): void {
@@ -198,17 +221,8 @@ export class StreamHandler {
       return;
     }
     const a = parseAppend(req.headers);
-    if (isProblem(a)) {
-      this.#refuse(req, res, a);
-      return;
-    }
-    const full = this.overload.admitBytes(Number(req.headers['content-length']) || 0);
-    if (full) {
-      this.#shed(res, full);
-      return;
-    }
-    readBody(req, this.#bodyLimit(), this.#bodies, (error, body) => {
-      if (error) return this.#responder.problem(res, error);
+    this.#withBody(req, res, a, (body) => {
+      if (isProblem(a)) return;
       if (stream.removed) return this.#responder.problem(res, problem(404, 'no such stream'));
       const d = decideAppend(stream, a, body, this.#limits);
       if (d.kind === 'problem') return this.#responder.problem(res, d);
@@ -227,17 +241,8 @@ export class StreamHandler {
 
   #create(req: IncomingMessage, res: ServerResponse, key: string): void {
     const c = parseCreate(req.headers);
-    if (isProblem(c)) {
-      this.#refuse(req, res, c);
-      return;
-    }
-    const full = this.overload.admitBytes(Number(req.headers['content-length']) || 0);
-    if (full) {
-      this.#shed(res, full);
-      return;
-    }
-    readBody(req, this.#bodyLimit(), this.#bodies, (error, body) => {
-      if (error) return this.#responder.problem(res, error);
+    this.#withBody(req, res, c, (body) => {
+      if (isProblem(c)) return;
       const d = decideCreate(key, c, body, this.basePath, this.engine, this.#limits);
       if (d.kind === 'problem') return this.#responder.problem(res, d);
       if (d.kind === 'reply') return this.#durably(res, d.status, d.headers);
