@@ -1,12 +1,21 @@
+/**
+ * A Durable Streams server on `file-durable` storage, behind TLS: a producer appends 300
+ * messages while an SSE reader follows through a fault proxy; meanwhile the certificate rotates
+ * twice, the reader's connection is cut twice, and the server is stopped and started again on
+ * the same data directory. The reader ends with every message once, in order.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   createProducer,
   followStream,
   loadConfig,
+  type RunningApp,
   startApp,
   tlsFetch,
 } from '@towerline/durable-streams';
-import { CertFactory, FaultProxy } from '@towerline/testing';
+import { CertFactory, FaultProxy, freePort } from '@towerline/testing';
 
 const certs = new CertFactory(); // throw-away CA and certificates (openssl), removed at the end
 const ca = certs.createCA({ commonName: 'example CA' });
@@ -18,23 +27,28 @@ install(0);
 
 const started = performance.now();
 const t = () => `${((performance.now() - started) / 1000).toFixed(2).padStart(5)}s`;
-const app = await startApp(
-  loadConfig({
-    env: {
-      DS_SERVER__BIND_ADDRESS: '127.0.0.1:0',
-      DS_TRANSPORT__MODE: 'tls',
-      DS_TRANSPORT__HTTP__VERSIONS: 'http1,http2',
-      DS_TRANSPORT__TLS__ALPN_PROTOCOLS: 'http/1.1,h2',
-      DS_TRANSPORT__TLS__CERT_PATH: certPath,
-      DS_TRANSPORT__TLS__KEY_PATH: keyPath,
-    },
-  }),
-  () => {},
-);
-app.tls!.events.on('rotated', ({ serialNumber }) =>
-  console.log(`${t()} certificate rotated: serial ${serialNumber}`),
-);
-console.log(`${t()} server ${app.url} (tls, serial ${leaves[0]!.serial})`);
+const dataDir = mkdtempSync(join(tmpdir(), 'towerline-ds-example-'));
+const config = loadConfig({
+  env: {
+    DS_SERVER__BIND_ADDRESS: `127.0.0.1:${await freePort()}`,
+    DS_STORAGE__MODE: 'file-durable', // group commit: acknowledged only once fdatasync returned
+    DS_STORAGE__DATA_DIR: dataDir,
+    DS_TRANSPORT__MODE: 'tls',
+    DS_TRANSPORT__HTTP__VERSIONS: 'http1,http2',
+    DS_TRANSPORT__TLS__ALPN_PROTOCOLS: 'http/1.1,h2',
+    DS_TRANSPORT__TLS__CERT_PATH: certPath,
+    DS_TRANSPORT__TLS__KEY_PATH: keyPath,
+  },
+});
+const start = async (): Promise<RunningApp> => {
+  const a = await startApp(config, () => {});
+  a.tls!.events.on('rotated', ({ serialNumber }) =>
+    console.log(`${t()} certificate rotated: serial ${serialNumber}`),
+  );
+  return a;
+};
+let app = await start();
+console.log(`${t()} server ${app.url} (tls, file-durable, serial ${leaves[0]!.serial})`);
 
 // The reader goes through a fault proxy, so that its connection can be cut.
 const proxy = await FaultProxy.start({ target: { port: Number(new URL(app.url).port) } });
@@ -70,6 +84,18 @@ for (let n = 0; n < total; n++) {
     console.log(`${t()} cutting the reader's connection`);
     proxy.reset();
   }
+  if (n === 180) {
+    const { batches, records } = app.handler.engine.commits;
+    console.log(
+      `${t()} restarting the server (${records} records in ${batches} group commits so far)`,
+    );
+    await app.close();
+    app = await start();
+    const { ms, replayed } = app.handler.engine.report;
+    console.log(
+      `${t()} server back after ${ms.toFixed(1)} ms of recovery (${replayed} batches replayed)`,
+    );
+  }
   if (n % 10 === 0) await new Promise((r) => setTimeout(r, 5));
 }
 await producer.close();
@@ -82,4 +108,5 @@ console.log(
 await proxy.close();
 await app.close();
 certs.cleanup();
+rmSync(dataDir, { recursive: true, force: true });
 process.exitCode = complete ? 0 : 1;

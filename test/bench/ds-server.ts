@@ -8,18 +8,35 @@
  * it prints the URL and stops on SIGTERM.
  */
 import { once } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DurableStreamTestServer } from '@durable-streams/server';
-import { startDurableStreamsServer } from '@towerline/durable-streams';
+import { type StorageMode, startDurableStreamsServer } from '@towerline/durable-streams';
 
 const kind = process.argv[2];
 let url: string;
 let stop: () => Promise<void>;
+/** Group-commit figures of our server (batches and records written), for the modes table. */
+let commits = () => ({ batches: 0, records: 0 });
 
-if (kind === 'towerline') {
-  const ours = await startDurableStreamsServer({ longPollTimeoutMs: 1_000 });
+if (kind?.startsWith('towerline')) {
+  // `towerline` is memory mode; `towerline:<mode>` another storage mode, in a fresh directory.
+  const storage = (kind.split(':')[1] ?? 'memory') as StorageMode;
+  const dataDir =
+    storage === 'memory' ? undefined : mkdtempSync(join(tmpdir(), `ds-bench-${storage}-`));
+  const ours = await startDurableStreamsServer({
+    longPollTimeoutMs: 1_000,
+    storage,
+    ...(dataDir ? { dataDir } : {}),
+  });
   url = ours.url;
-  stop = () => ours.close();
+  commits = () => ours.handler.engine.commits;
+  stop = async () => {
+    await ours.close();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  };
 } else if (kind === 'reference') {
   const reference = new DurableStreamTestServer({
     port: 0,
@@ -84,7 +101,7 @@ if (!process.send) {
     process.once(signal, () => void stop().then(() => process.exit(0)));
 } else
   process.on('message', async (m) => {
-    if (m === 'cpu') process.send!({ cpu: process.cpuUsage() });
+    if (m === 'cpu') process.send!({ cpu: process.cpuUsage(), commits: { ...commits() } });
     if (m === 'stop') {
       await stop();
       process.disconnect();

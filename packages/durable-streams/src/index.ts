@@ -19,7 +19,7 @@ export {
   followStream,
   type StreamBatch,
 } from './reader.js';
-export { clientOrigin, jsonLogger, type Logger, type RunningApp, startApp } from './server/app.js';
+export { clientOrigin, type RunningApp, startApp } from './server/app.js';
 export {
   CONFIG_KEYS,
   checkConfig,
@@ -39,17 +39,37 @@ export {
   type TransportMode,
   validateConfig,
 } from './server/config.js';
-export { StreamHandler, type StreamHandlerOptions } from './server/handler.js';
+export type { CompactionReport } from './server/engine/compaction.js';
+export {
+  Engine,
+  type EngineOptions,
+  type OpenReport,
+  STORAGE_MODES,
+  type StorageMode,
+} from './server/engine/engine.js';
+export { StorageError, type StorageErrorCode } from './server/engine/errors.js';
 export {
   type Mutation,
   openPersistence,
   type Persistence,
-  STORAGE_MODES,
-  type StorageMode,
-} from './server/persistence.js';
+} from './server/engine/legacy.js';
+export {
+  createLogger,
+  jsonLogger,
+  type Logger,
+  type LoggerOptions,
+  type LogLevel,
+  type StreamsLogger,
+} from './server/logging.js';
+export { MAX_JSON_DEPTH } from './server/protocol/json.js';
 export {
   type DurableStreamsServerOptions,
   type RunningServer,
   startDurableStreamsServer,
 } from './server/server.js';
+export {
+  type HandlerLogger,
+  StreamHandler,
+  type StreamHandlerOptions,
+} from './server/transport/handler.js';
 export { tlsFetch } from './tls-fetch.js';

@@ -5,10 +5,13 @@
  */
 import { startDurableStreamsServer } from '@towerline/durable-streams';
 import { afterEach, describe, expect, it } from 'vitest';
-import { newStream, ReadCache, type StreamState } from '../src/server/store.js';
+import { Stream } from '../src/server/engine/stream.js';
+import { ReadCache } from '../src/server/transport/read-cache.js';
 
-const stream = (path: string): StreamState =>
-  newStream(
+let ids = 0;
+const stream = (path: string): Stream =>
+  new Stream(
+    ++ids,
     path,
     {
       contentType: 'text/plain',
@@ -16,6 +19,7 @@ const stream = (path: string): StreamState =>
       expiresAt: undefined,
       expiresAtText: undefined,
     },
+    undefined,
     0,
   );
 const read = (position: number, tail: number, size: number) => ({
@@ -31,14 +35,17 @@ describe('ReadCache', () => {
     const cache = new ReadCache(1_000);
     const a = stream('/a');
     const b = stream('/a'); // re-created at the same path: another stream
-    a.tail = 10;
-    b.tail = 10;
+    a.visibleTail = 10;
+    b.visibleTail = 10;
     cache.set(a, read(0, 10, 10));
     expect(cache.get(a, 0)?.end).toBe(10);
     expect(cache.get(a, 5)).toBeUndefined();
     expect(cache.get(b, 0)).toBeUndefined();
-    a.tail = 11; // an append: the range from 0 is longer now
+    a.visibleTail = 11; // an append: the range from 0 is longer now
     expect(cache.get(a, 0)).toBeUndefined();
+    cache.set(a, { ...read(0, 11, 10), end: 5 }); // a page cut by its size…
+    a.visibleTail = 12;
+    expect(cache.get(a, 0)?.end).toBe(5); // …is the same page after more appends
   });
 
   it('stays within its byte budget, evicting the least recently used first', () => {
@@ -68,7 +75,7 @@ describe('catch-up reads through the server', () => {
 
   for (const readCacheBytes of [32 * 1024 * 1024, 64, 0]) {
     it(`equal the appended data at every offset (cache budget ${readCacheBytes} bytes)`, async () => {
-      const server = await startDurableStreamsServer({ readCacheBytes, maxChunkBytes: 50 });
+      const server = await startDurableStreamsServer({ readCacheBytes, catchUpPageBytes: 50 });
       closers.push(() => server.close());
       const base = `${server.url}/v1/stream`;
       const put = (path: string, type: string) =>

@@ -21,28 +21,16 @@ import {
   StartupError,
   startupError,
 } from './config.js';
-import { StreamHandler, serveRequest } from './handler.js';
-import { openPersistence, type Persistence } from './persistence.js';
-
-const LEVELS = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, off: 100 } as const;
-
-/** One JSON line per event, with OpenTelemetry-style field names. */
-export type Logger = (level: keyof typeof LEVELS, fields: Record<string, unknown>) => void;
-
-export function jsonLogger(
-  rustLog: string,
-  write: (line: string) => void = (l) => process.stdout.write(l),
-): Logger {
-  const threshold =
-    LEVELS[(rustLog.split(',')[0]!.trim().toLowerCase() as keyof typeof LEVELS) ?? 'info'] ??
-    LEVELS.info;
-  return (level, fields) => {
-    if (LEVELS[level] < threshold) return;
-    write(
-      `${JSON.stringify({ timestamp: new Date().toISOString(), 'log.level': level, ...fields })}\n`,
-    );
-  };
-}
+import { Engine } from './engine/engine.js';
+import {
+  asStreamsLogger,
+  createLogger,
+  type Logger,
+  type LogLevel,
+  levelOf,
+  type StreamsLogger,
+} from './logging.js';
+import { StreamHandler, serveRequest } from './transport/handler.js';
 
 /** RFC 7239 node: `[v6]:port`, `[v6]`, `v4:port`, `v4` or an obfuscated name. */
 function forwardedNode(node: string): string {
@@ -144,12 +132,22 @@ function tlsReason(error: unknown): string {
 /**
  * Starts the Durable Streams server from a loaded config, phase by phase; every failure is a
  * {@link StartupError} naming its phase. Certificates come from watched files and rotate live
- * (the client CA too, in mtls mode).
+ * (the client CA too, in mtls mode). Logs go to `logger` (pino, or any {@link StreamsLogger};
+ * default ECS JSON lines on stdout at `observability.rust_log`).
  */
-export async function startApp(input: ServerConfig, logger?: Logger): Promise<RunningApp> {
+export async function startApp(
+  input: ServerConfig,
+  logger?: StreamsLogger | Logger,
+): Promise<RunningApp> {
   const { config, problems } = checkConfig(input);
   if (problems.length) throw startupError('validate_config', problems);
-  const log = logger ?? jsonLogger(config.observability.rust_log);
+  const logs = asStreamsLogger(
+    logger ?? createLogger({ level: levelOf(config.observability.rust_log) }),
+  );
+  const log = (level: LogLevel, fields: Record<string, unknown>) => {
+    const { message, ...rest } = fields;
+    logs[level](rest, message as string | undefined);
+  };
   const t = config.transport;
   let tls: ServerTlsProvider | undefined;
   let files: ReturnType<typeof serverConfigFromFiles> | undefined;
@@ -194,9 +192,14 @@ export async function startApp(input: ServerConfig, logger?: Logger): Promise<Ru
       }),
     );
   }
-  let persistence: Persistence | undefined;
+  let engine: Engine;
   try {
-    persistence = await openPersistence(config.storage.mode, config.storage.data_dir);
+    engine = await Engine.open({
+      mode: config.storage.mode,
+      dataDir: config.storage.data_dir,
+      onCorruption: config.storage.on_corruption,
+      warn: (message, fields) => log('warn', { message, ...fields }),
+    });
   } catch (error) {
     await files?.close();
     throw new StartupError(
@@ -205,25 +208,42 @@ export async function startApp(input: ServerConfig, logger?: Logger): Promise<Ru
       { cause: error },
     );
   }
+  if (engine.report.truncated > 0 || engine.report.replayed > 0)
+    log('info', {
+      message: 'storage recovered',
+      'storage.batches_replayed': engine.report.replayed,
+      'storage.bytes_truncated': engine.report.truncated,
+      'event.duration': Math.round(engine.report.ms * 1e6),
+    });
+  const lim = config.limits;
   const handler = new StreamHandler({
     basePath: config.http.stream_base_path,
     longPollTimeoutMs: t.connection.long_poll_timeout_secs * 1000,
     sseReconnectMs: t.connection.sse_reconnect_interval_secs * 1000,
-    maxMemoryBytes: config.limits.max_memory_bytes,
-    maxStreamBytes: config.limits.max_stream_bytes,
+    maxMemoryBytes: lim.max_memory_bytes,
+    maxStreamBytes: lim.max_stream_bytes,
+    ...(lim.max_live_connections > 0 ? { maxLiveConnections: lim.max_live_connections } : {}),
+    ...(lim.max_event_loop_lag_ms > 0 ? { maxEventLoopLagMs: lim.max_event_loop_lag_ms } : {}),
+    catchUpPageBytes: lim.catch_up_page_bytes,
     corsOrigin: config.http.cors_origins,
-    ...(persistence ? { persistence } : {}),
+    engine,
+    logger: logs,
   });
+  const sweep = setInterval(() => engine.sweep(), 60_000);
+  sweep.unref();
+  const requestLevel = config.observability.request_log_level.toLowerCase();
+  const logRequests = requestLevel !== 'off' && requestLevel in logs;
   const trusted = new BlockList();
   for (const cidr of config.proxy.trusted_proxies) {
     const c = parseCidr(cidr)!;
     trusted.addSubnet(c.address, c.bits, isIP(c.address) === 6 ? 'ipv6' : 'ipv4');
   }
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    if (!logRequests) return serveRequest(handler, req, res);
     const started = performance.now();
     res.once('finish', () => {
       const origin = clientOrigin(req, config, trusted);
-      log('debug', {
+      log(requestLevel as LogLevel, {
         message: 'request',
         'http.request.method': req.method,
         'url.path': (req.url ?? '').split('?')[0],
@@ -232,7 +252,7 @@ export async function startApp(input: ServerConfig, logger?: Logger): Promise<Ru
         'url.scheme': origin.proto,
         ...(origin.identity ? { 'enduser.id': origin.identity } : {}),
         'network.protocol.version': req.httpVersion,
-        'event.duration_ms': +(performance.now() - started).toFixed(3),
+        'event.duration': Math.round((performance.now() - started) * 1e6),
       });
     });
     serveRequest(handler, req, res);
@@ -265,7 +285,8 @@ export async function startApp(input: ServerConfig, logger?: Logger): Promise<Ru
     ]);
   } catch (error) {
     handler.close();
-    persistence?.close();
+    clearInterval(sweep);
+    await engine.close();
     await files?.close();
     const code = (error as { code?: string }).code;
     const why =
@@ -303,9 +324,10 @@ export async function startApp(input: ServerConfig, logger?: Logger): Promise<Ru
       (server as { closeAllConnections?: () => void }).closeAllConnections?.();
       server.close();
       await once(server, 'close').catch(() => {});
+      clearInterval(sweep);
       tls?.close();
       await files?.close();
-      persistence?.close();
+      await engine.close();
     },
   };
 }

@@ -21,7 +21,7 @@
  * `schema-tools.ts` writes every message from the issue's structure instead.
  */
 import * as v from 'valibot';
-import { STORAGE_MODES } from './persistence.js';
+import { STORAGE_MODES } from './engine/engine.js';
 
 type Doc = string;
 
@@ -124,6 +124,13 @@ export const serverConfigSchema = v.strictObject({
   limits: section({
     max_memory_bytes: int(104_857_600, { min: 1 }, 'bytes of stream data held, all streams'),
     max_stream_bytes: int(10_485_760, { min: 1 }, 'bytes one stream may hold'),
+    max_live_connections: int(
+      10_000,
+      { min: 0 },
+      'live readers (long-poll + SSE) at once; 0: no limit',
+    ),
+    catch_up_page_bytes: int(10_485_760, { min: 1 }, 'largest answer to one catch-up read, bytes'),
+    max_event_loop_lag_ms: int(2_000, { min: 0 }, 'event-loop lag that answers 503; 0: off'),
   }),
   http: section({
     cors_origins: text('*', 'Access-Control-Allow-Origin: "*" or one origin', corsOrigin),
@@ -133,6 +140,11 @@ export const serverConfigSchema = v.strictObject({
   storage: section({
     mode: oneOf(STORAGE_MODES, 'memory', 'storage backend'),
     data_dir: text('./data/streams', 'directory of the file and acid backends', directory),
+    on_corruption: oneOf(
+      ['fail', 'truncate'],
+      'fail',
+      'a corrupt batch mid-log: refuse to start, or keep what precedes it',
+    ),
   }),
   transport: section({
     mode: oneOf(['http', 'tls', 'mtls'], 'http', 'http, or TLS (mtls: clients show certificates)'),
@@ -164,6 +176,11 @@ export const serverConfigSchema = v.strictObject({
   }),
   observability: section({
     rust_log: text('info', 'log level, RUST_LOG syntax', rustLog),
+    request_log_level: oneOf(
+      ['trace', 'debug', 'info', 'warn', 'error', 'off'],
+      'info',
+      'level of the one log line per request',
+    ),
   }),
 });
 

@@ -1,9 +1,11 @@
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
-import { StreamHandler, type StreamHandlerOptions, serveRequest } from './handler.js';
-import { openPersistence, type StorageMode } from './persistence.js';
+import { Engine, type EngineOptions, type StorageMode } from './engine/engine.js';
+import { StreamHandler, type StreamHandlerOptions, serveRequest } from './transport/handler.js';
 
-export interface DurableStreamsServerOptions extends Omit<StreamHandlerOptions, 'persistence'> {
+export interface DurableStreamsServerOptions
+  extends Omit<StreamHandlerOptions, 'persistence' | 'engine'>,
+    Pick<EngineOptions, 'onCorruption' | 'segmentBytes' | 'segmentRecords'> {
   /** `memory` (default), `file-fast`, `file-durable` or `acid`. */
   storage?: StorageMode;
   /** Where `file-*` and `acid` keep their data. */
@@ -22,14 +24,21 @@ export interface RunningServer {
 }
 
 /**
- * Starts a Durable Streams server (memory storage, plain HTTP/1.1) with `/healthz` and
- * `/readyz` beside the protocol.
+ * Starts a Durable Streams server (plain HTTP/1.1) with `/healthz` and `/readyz` beside the
+ * protocol, on the storage of `options.storage`.
  */
 export async function startDurableStreamsServer(
   options: DurableStreamsServerOptions = {},
 ): Promise<RunningServer> {
-  const persistence = await openPersistence(options.storage ?? 'memory', options.dataDir);
-  const handler = new StreamHandler({ ...options, ...(persistence ? { persistence } : {}) });
+  const engine = await Engine.open({
+    mode: options.storage ?? 'memory',
+    ...(options.dataDir !== undefined ? { dataDir: options.dataDir } : {}),
+    ...(options.now ? { now: options.now } : {}),
+    ...(options.onCorruption ? { onCorruption: options.onCorruption } : {}),
+    ...(options.segmentBytes ? { segmentBytes: options.segmentBytes } : {}),
+    ...(options.segmentRecords ? { segmentRecords: options.segmentRecords } : {}),
+  });
+  const handler = new StreamHandler({ ...options, engine });
   const server = createServer((req, res) => {
     serveRequest(handler, req, res);
   });
@@ -47,7 +56,7 @@ export async function startDurableStreamsServer(
       server.closeAllConnections();
       server.close();
       await once(server, 'close');
-      persistence?.close();
+      await engine.close();
     },
   };
 }

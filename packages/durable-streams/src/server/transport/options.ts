@@ -1,0 +1,47 @@
+/** The options of the protocol handler (the server and the app build them from the config). */
+import type { Clock, RandomSource } from '@towerline/core';
+import type { Engine } from '../engine/engine.js';
+
+/** What the handler reports: internal errors and storage failures (request lines are the app's). */
+export interface HandlerLogger {
+  error(fields: Record<string, unknown>, message: string): void;
+}
+
+export interface StreamHandlerOptions {
+  /** Where the protocol is mounted. Default `/v1/stream`. */
+  basePath?: string;
+  /** How long a long-poll waits for data, ms. Default 30 000. */
+  longPollTimeoutMs?: number;
+  /** SSE connections are closed after this long so clients re-collapse, ms. Default 60 000. */
+  sseReconnectMs?: number;
+  /**
+   * Largest catch-up response body, bytes. Default 10 MiB: a client that reads a stream with
+   * one request (the official client's `body()`) gets a whole dev-profile stream
+   * (`max_stream_bytes`). Larger pages are streamed from storage, so memory stays bounded.
+   */
+  catchUpPageBytes?: number;
+  /** @deprecated The old name of `catchUpPageBytes`. */
+  maxChunkBytes?: number;
+  /** Largest stream, bytes (413 beyond). Default unlimited. */
+  maxStreamBytes?: number;
+  /** Memory for data (read cache included), bytes: 503 with `Retry-After` beyond. */
+  maxMemoryBytes?: number;
+  /** Long-poll and SSE connections at once: 503 with `Retry-After` beyond. */
+  maxLiveConnections?: number;
+  /** Refuse requests (503) while the event loop lags more than this, ms. */
+  maxEventLoopLagMs?: number;
+  /** `Access-Control-Allow-Origin`. Default `*`. */
+  corsOrigin?: string;
+  /** Byte budget for cached catch-up read bodies. Default 32 MiB; 0 turns it off. */
+  readCacheBytes?: number;
+  /** Wall clock (ms), for TTLs and cursors. Default `Date.now`. */
+  now?: () => number;
+  /** Timers (long-poll, SSE, lag sampling). Default the system clock. */
+  clock?: Clock;
+  random?: RandomSource;
+  /** The storage engine (`Engine.open`); default a fresh memory engine. */
+  engine?: Engine;
+  /** @deprecated The old name of `engine`. */
+  persistence?: Engine;
+  logger?: HandlerLogger;
+}
