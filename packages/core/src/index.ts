@@ -57,6 +57,7 @@ export {
 export { describeFileError } from './file-errors.js';
 export {
   attemptThrough,
+  chainSucceeded,
   contextual,
   type FusableService,
   type FusedPath,

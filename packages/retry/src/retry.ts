@@ -77,6 +77,8 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
           ? this.#retry(error, req, c)
           : path.recover(error, req, c).then(undefined, (e: unknown) => this.#retry(e, req, c)),
     };
+    // Observers below (a breaker) see each attempt's success in the reaction of whichever layer attaches it.
+    if (path?.succeeded !== undefined) this[fused].succeeded = path.succeeded;
   }
 
   /** Events of the layer this service came from. */
@@ -90,14 +92,29 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
       // A towerline layer below reads and writes the context: share one from the start.
       const c = RequestContext.from(ctx);
       this.#enter(c);
+      // What an attempt-scoped layer below (an attempt timeout) sets is undone before the next attempt.
+      const deadline = c.deadline;
+      const signal = c.signal;
       let first: Promise<Res>;
       try {
         first = path.start(req, c);
       } catch (error) {
-        return path.recover(error, req, c).then(undefined, (e: unknown) => this.#retry(e, req, c));
+        return path
+          .recover(error, req, c)
+          .then(undefined, (e: unknown) => this.#retry(e, req, c, deadline, signal));
       }
-      return first.then(undefined, (error: unknown) =>
-        path.recover(error, req, c).then(undefined, (e: unknown) => this.#retry(e, req, c)),
+      const succeeded = path.succeeded;
+      return first.then(
+        succeeded === undefined
+          ? undefined
+          : (value: Res) => {
+              succeeded(value, req, c);
+              return value;
+            },
+        (error: unknown) =>
+          path
+            .recover(error, req, c)
+            .then(undefined, (e: unknown) => this.#retry(e, req, c, deadline, signal)),
       );
     }
     if (ctx?.signal?.aborted) return Promise.reject(ctx.signal.reason);
@@ -159,9 +176,17 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
   }
 
   /** Attempt `c.attempts` failed with `error`: repeat while it is safe, allowed and useful. */
-  async #retry(error: unknown, req: Req, c: RequestContext): Promise<Res> {
+  async #retry(
+    error: unknown,
+    req: Req,
+    c: RequestContext,
+    deadline = c.deadline,
+    signal = c.signal,
+  ): Promise<Res> {
     const policy = this.#policy;
     for (;;) {
+      c.deadline = deadline;
+      c.signal = signal;
       const delayMs = this.#verdict(error, c);
       const event: RetryEvent = { attempt: c.attempts, delayMs, error };
       policy.events.emit('retry', event);
