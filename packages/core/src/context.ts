@@ -63,8 +63,22 @@ const BRAND = Symbol.for('towerline.RequestContext');
  * console.log(ctx.attempts, ctx.mayHaveExecuted);
  * ```
  */
+/**
+ * A signal a layer puts on a request's context without making it yet (a timeout's, which only
+ * needs to exist once somebody listens): made from the signal in force when first read.
+ * @internal
+ */
+export interface SignalLink {
+  /** A signal that aborts when `parent` does, or when this link's own cause fires. */
+  link(parent: AbortSignal | undefined): AbortSignal;
+  /** True once this link's own cause has fired (the deadline passed). */
+  readonly expired: boolean;
+}
+
 export class RequestContext implements CallContext {
-  signal: AbortSignal | undefined;
+  #signal: AbortSignal | undefined;
+  #link: SignalLink | undefined = undefined;
+  #scopes: Array<number | AbortSignal | SignalLink | undefined> | undefined = undefined;
   deadline: number | undefined;
   idempotent: boolean | undefined;
   /** Attempts started so far for this request, by any layer (1 once a layer has it). */
@@ -94,9 +108,78 @@ export class RequestContext implements CallContext {
   wire: number | undefined = undefined;
 
   constructor(init?: CallContext) {
-    this.signal = init?.signal;
+    this.#signal = init?.signal;
     this.deadline = init?.deadline;
     this.idempotent = init?.idempotent;
+  }
+
+  /** Aborts the call, any wait inside it, and any retry after it (see {@link CallContext.signal}). */
+  get signal(): AbortSignal | undefined {
+    const link = this.#link;
+    if (link !== undefined) {
+      this.#link = undefined;
+      this.#signal = link.link(this.#signal);
+    }
+    return this.#signal;
+  }
+
+  set signal(signal: AbortSignal | undefined) {
+    this.#link = undefined;
+    this.#signal = signal;
+  }
+
+  /**
+   * Makes `ctx.signal` abort also when `link` says, from the next read on; nothing is made
+   * until somebody reads it. Links stack (an attempt timeout inside a total timeout).
+   * @internal
+   */
+  linkSignal(link: SignalLink): void {
+    const outer = this.#link;
+    this.#link =
+      outer === undefined
+        ? link
+        : {
+            link: (parent) => link.link(outer.link(parent)),
+            get expired() {
+              return link.expired || outer.expired;
+            },
+          };
+  }
+
+  /**
+   * How many scopes (an attempt timeout's deadline and signal) are open on this context: a
+   * layer that starts attempts reads it before each and hands it to {@link popScope} after.
+   * @internal
+   */
+  get scopeDepth(): number {
+    return this.#scopes === undefined ? 0 : this.#scopes.length / 3;
+  }
+
+  /**
+   * Opens a scope: tightens the deadline to `deadline` and links `link` into the signal, until
+   * {@link popScope} puts back what was in force before.
+   * @internal
+   */
+  pushScope(deadline: number | undefined, link: SignalLink): void {
+    this.#scopes ??= [];
+    this.#scopes.push(this.deadline, this.#signal, this.#link);
+    this.tighten(deadline);
+    this.linkSignal(link);
+  }
+
+  /** Closes the scopes opened since depth `depth`, restoring the deadline and signal of then. @internal */
+  popScope(depth: number): void {
+    const scopes = this.#scopes;
+    if (scopes === undefined || scopes.length <= depth * 3) return;
+    this.deadline = scopes[depth * 3] as number | undefined;
+    this.#signal = scopes[depth * 3 + 1] as AbortSignal | undefined;
+    this.#link = scopes[depth * 3 + 2] as SignalLink | undefined;
+    scopes.length = depth * 3;
+  }
+
+  /** Whether the signal has fired, without making a linked signal nobody has read yet. */
+  get aborted(): boolean {
+    return this.#signal?.aborted === true || this.#link?.expired === true;
   }
 
   /** `ctx` itself when it already is a request context (from any copy of this package), else a new one from it. */
@@ -136,6 +219,8 @@ export function isRequestContext(ctx: unknown): ctx is RequestContext {
  * reaches the wire.
  */
 export function abortedBeforeStart(ctx: CallContext | undefined): Promise<never> | undefined {
-  const signal = ctx?.signal;
+  if (ctx === undefined) return undefined;
+  if (isRequestContext(ctx) && !ctx.aborted) return undefined;
+  const signal = ctx.signal;
   return signal?.aborted ? Promise.reject(signal.reason) : undefined;
 }

@@ -33,6 +33,7 @@ export {
   isRequestContext,
   type Readiness,
   RequestContext,
+  type SignalLink,
 } from './context.js';
 export {
   describeError,

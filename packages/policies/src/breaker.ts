@@ -1,4 +1,5 @@
 import {
+  abortedBeforeStart,
   attemptThrough,
   type CallContext,
   type Clock,
@@ -342,7 +343,8 @@ export class CircuitBreakerService<Req, Res> implements FusableService<Req, Res>
 
   /** Not closed, or timed: admission through the step function, outcome counted here. */
   #slow(req: Req, ctx: CallContext | undefined): Promise<Res> {
-    if (ctx?.signal?.aborted) return Promise.reject(ctx.signal.reason);
+    const aborted = abortedBeforeStart(ctx);
+    if (aborted !== undefined) return aborted;
     const b = this.#b;
     const admitted = b.admit();
     if (admitted instanceof TowerlineError) return Promise.reject(admitted);

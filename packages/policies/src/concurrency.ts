@@ -1,4 +1,5 @@
 import {
+  abortedBeforeStart,
   type CallContext,
   type Clock,
   invalidArgument,
@@ -154,7 +155,8 @@ export class ConcurrencyLimitLayer implements ServiceLayer, Saturable {
   };
 
   #call<Req, Res>(inner: Service<Req, Res>, req: Req, ctx: CallContext | undefined): Promise<Res> {
-    if (ctx?.signal?.aborted) return Promise.reject(ctx.signal.reason);
+    const aborted = abortedBeforeStart(ctx);
+    if (aborted !== undefined) return aborted;
     if (this.#inflight < this.limit && this.queued === 0) {
       this.#inflight++;
       return this.#run(inner, req, ctx);

@@ -39,15 +39,24 @@ export class DeadlineWindow implements CallContext {
     this.joins = joins;
   }
 
+  /** No call joins any more: the layer's timer came, or the window is full. */
+  closed = false;
+
   /** Aborts when the deadline passes. Made on first read; the window then waits in the heap. */
   get signal(): AbortSignal {
     let controller = this.#controller;
     if (controller === undefined) {
-      controller = this.#controller = new AbortController();
+      controller = new AbortController();
+      this.#controller = controller;
       if (this.expired) controller.abort(this.#queue.error());
-      else this.#queue.track(this);
+      else if (this.closed) this.#queue.track(this);
     }
     return controller.signal;
+  }
+
+  /** Whether the window has anything to do at its deadline. */
+  get armed(): boolean {
+    return this.pending > 0 || this.#controller !== undefined;
   }
 
   /** A signal that aborts when `parent` does or this window's deadline passes. */
@@ -73,7 +82,7 @@ export class DeadlineWindow implements CallContext {
   add(reject: Reject): number {
     if (this.rejects === undefined) {
       this.rejects = [];
-      this.#queue.track(this);
+      if (this.closed) this.#queue.track(this);
     }
     this.pending++;
     return this.rejects.push(reject) - 1;
@@ -84,7 +93,7 @@ export class DeadlineWindow implements CallContext {
     const rejects = this.rejects;
     if (rejects === undefined || rejects[slot] === undefined) return;
     rejects[slot] = undefined;
-    if (--this.pending === 0 && this.joins >= MAX_JOINS) this.rejects = undefined;
+    if (--this.pending === 0 && this.closed) this.rejects = undefined;
   }
 
   /** The deadline passed: reject what is pending, abort the signal, drop the links. */
@@ -139,9 +148,12 @@ export class DeadlineQueue {
   /** The window a call starting now belongs to. */
   join(): DeadlineWindow {
     const open = this.#open;
-    if (open !== undefined && open.joins < MAX_JOINS) {
-      open.joins++;
-      return open;
+    if (open !== undefined) {
+      if (open.joins < MAX_JOINS) {
+        open.joins++;
+        return open;
+      }
+      this.#close(open);
     }
     const now = this.#clock.now();
     const window = new DeadlineWindow(this, now + this.#ms, 1);
@@ -152,7 +164,21 @@ export class DeadlineQueue {
 
   /** A window of one for a call whose own deadline is earlier than this layer's. */
   single(deadline: number): DeadlineWindow {
-    return new DeadlineWindow(this, deadline, MAX_JOINS);
+    const window = new DeadlineWindow(this, deadline, MAX_JOINS);
+    window.closed = true;
+    return window;
+  }
+
+  /**
+   * No more calls join `window`. Only now does it go to the heap, and only if it has calls
+   * pending or a signal made: a window whose calls all settled while it was open (every
+   * sequential caller's) never costs a heap entry. Its deadline is still ahead: a window is
+   * closed by the layer's timer at the latest, which is also the earliest any deadline fires.
+   */
+  #close(window: DeadlineWindow): void {
+    window.closed = true;
+    if (window.pending === 0) window.rejects = undefined;
+    if (window.armed) this.track(window);
   }
 
   /** Puts `window` in the heap (once): it has calls to reject or a signal to abort. */
@@ -197,6 +223,7 @@ export class DeadlineQueue {
     this.#timer = undefined;
     this.#timerAt = Number.POSITIVE_INFINITY;
     const now = this.#clock.now();
+    if (this.#open !== undefined) this.#close(this.#open);
     this.#open = undefined;
     const heap = this.#heap;
     let rejected = 0;

@@ -1,5 +1,6 @@
 import {
   type AttemptBudget,
+  abortedBeforeStart,
   type CallContext,
   type Clock,
   invalidArgument,
@@ -117,7 +118,8 @@ export class HedgeLayer implements ServiceLayer {
     return {
       call: (req: Req, ctx?: CallContext) => {
         if (ctx?.idempotent !== true) return inner.call(req, ctx);
-        if (ctx.signal?.aborted) return Promise.reject(ctx.signal.reason);
+        const aborted = abortedBeforeStart(ctx);
+        if (aborted !== undefined) return aborted;
         return this.#hedged(inner, req, RequestContext.from(ctx));
       },
       close: () => inner.close?.() ?? Promise.resolve(),

@@ -1,4 +1,5 @@
 import {
+  abortedBeforeStart,
   type CallContext,
   type Clock,
   invalidArgument,
@@ -98,7 +99,8 @@ export class RateLimitLayer<Req = unknown> implements ServiceLayer {
     } = this.#options as unknown as RateLimitOptions<R>;
     return {
       call: (req: R, ctx?: CallContext) => {
-        if (ctx?.signal?.aborted) return Promise.reject(ctx.signal.reason);
+        const aborted = abortedBeforeStart(ctx);
+        if (aborted !== undefined) return aborted;
         const key = keyOf?.(req);
         const permits = permitsOf === undefined ? 1 : permitsOf(req);
         let wait: number | Promise<number>;

@@ -1,15 +1,30 @@
 import {
+  abortedBeforeStart,
   type CallContext,
   type Clock,
   contextual,
   invalidArgument,
   isRequestContext,
+  type RequestContext,
   type Service,
   type ServiceLayer,
   systemClock,
   TypedEmitter,
 } from '@towerline/core';
 import { DeadlineQueue, type DeadlineWindow } from './deadline-queue.js';
+
+/**
+ * The executor every exact-mode call's promise is made with: one function for all, so that no
+ * closure is made per call just to get at `resolve` and `reject`.
+ */
+const captured: { resolve: (value: unknown) => void; reject: (error: unknown) => void } = {
+  resolve: () => {},
+  reject: () => {},
+};
+function capture(resolve: (value: never) => void, reject: (error: unknown) => void): void {
+  captured.resolve = resolve as (value: unknown) => void;
+  captured.reject = reject;
+}
 
 /** Payload of the `timeout` event: calls rejected because their deadline passed. */
 export interface TimeoutEvent {
@@ -65,7 +80,8 @@ export class TimeoutService<Req, Res> implements Service<Req, Res> {
       if (this.#optimistic) return this.#start(req, window);
       return this.#exact(req, window, window);
     }
-    if (ctx.signal?.aborted) return Promise.reject(ctx.signal.reason);
+    const aborted = abortedBeforeStart(ctx);
+    if (aborted !== undefined) return aborted;
     let window = this.#queue.join();
     const outer = ctx.deadline;
     if (outer !== undefined && outer < window.deadline) {
@@ -73,18 +89,18 @@ export class TimeoutService<Req, Res> implements Service<Req, Res> {
       window = this.#queue.single(outer);
       if (this.#queue.passed(outer)) return Promise.reject(this.#queue.error());
     }
-    let inner: CallContext;
     if (isRequestContext(ctx)) {
-      ctx.deadline = window.deadline;
-      ctx.signal = window.link(ctx.signal);
-      inner = ctx;
-    } else {
-      inner = {
-        signal: window.link(ctx.signal),
-        deadline: window.deadline,
-        idempotent: ctx.idempotent,
-      };
+      const depth = ctx.scopeDepth;
+      // The signal is made only if a layer below reads it.
+      ctx.pushScope(window.deadline, window);
+      if (this.#optimistic) return this.#start(req, ctx);
+      return this.#exact(req, ctx, window, depth);
     }
+    const inner: CallContext = {
+      signal: window.link(ctx.signal),
+      deadline: window.deadline,
+      idempotent: ctx.idempotent,
+    };
     if (this.#optimistic) return this.#start(req, inner);
     return this.#exact(req, inner, window);
   }
@@ -97,29 +113,47 @@ export class TimeoutService<Req, Res> implements Service<Req, Res> {
     }
   }
 
-  #exact(req: Req, ctx: CallContext, window: DeadlineWindow): Promise<Res> {
-    const inner = this.#inner;
-    return new Promise<Res>((resolve, reject) => {
-      const slot = window.add(reject);
-      let started: Promise<Res>;
-      try {
-        started = inner.call(req, ctx);
-      } catch (error) {
-        window.settle(slot);
-        reject(error);
-        return;
-      }
+  /** `depth`: the scope to restore on a shared context once the call settled. */
+  #exact(req: Req, ctx: CallContext, window: DeadlineWindow, depth = -1): Promise<Res> {
+    const promise = new Promise<Res>(capture);
+    const resolve = captured.resolve as (value: Res) => void;
+    const reject = captured.reject;
+    const slot = window.add(reject);
+    let started: Promise<Res>;
+    try {
+      started = this.#inner.call(req, ctx);
+    } catch (error) {
+      window.settle(slot);
+      reject(error);
+      return promise;
+    }
+    if (depth >= 0) {
+      const c = ctx as RequestContext;
       started.then(
         (value) => {
           window.settle(slot);
+          c.popScope(depth);
           resolve(value);
         },
         (error: unknown) => {
           window.settle(slot);
+          c.popScope(depth);
           reject(error);
         },
       );
-    });
+      return promise;
+    }
+    started.then(
+      (value) => {
+        window.settle(slot);
+        resolve(value);
+      },
+      (error: unknown) => {
+        window.settle(slot);
+        reject(error);
+      },
+    );
+    return promise;
   }
 
   close(): Promise<void> {

@@ -93,15 +93,14 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
       const c = RequestContext.from(ctx);
       this.#enter(c);
       // What an attempt-scoped layer below (an attempt timeout) sets is undone before the next attempt.
-      const deadline = c.deadline;
-      const signal = c.signal;
+      const depth = c.scopeDepth;
       let first: Promise<Res>;
       try {
         first = path.start(req, c);
       } catch (error) {
         return path
           .recover(error, req, c)
-          .then(undefined, (e: unknown) => this.#retry(e, req, c, deadline, signal));
+          .then(undefined, (e: unknown) => this.#retry(e, req, c, depth));
       }
       const succeeded = path.succeeded;
       return first.then(
@@ -114,14 +113,14 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
         (error: unknown) =>
           path
             .recover(error, req, c)
-            .then(undefined, (e: unknown) => this.#retry(e, req, c, deadline, signal)),
+            .then(undefined, (e: unknown) => this.#retry(e, req, c, depth)),
       );
     }
     if (ctx?.signal?.aborted) return Promise.reject(ctx.signal.reason);
     if (this.#eager || isRequestContext(ctx)) {
       const c = RequestContext.from(ctx);
       this.#enter(c);
-      return this.#first(req, c, c);
+      return this.#first(req, c, c, c.scopeDepth);
     }
     // A plain service below: nothing there shares a context, so none is made unless it fails.
     this.#policy.budget?.deposit();
@@ -129,15 +128,20 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
   }
 
   /** Attempt 1 on a service with no fused path; `c` is the shared context, if there is one yet. */
-  #first(req: Req, ctx: CallContext | undefined, c: RequestContext | undefined): Promise<Res> {
+  #first(
+    req: Req,
+    ctx: CallContext | undefined,
+    c: RequestContext | undefined,
+    depth?: number,
+  ): Promise<Res> {
     let first: Promise<Res>;
     try {
       first = this.#inner.call(req, ctx);
     } catch (error) {
-      return this.#retry(error, req, c ?? this.#contextAfter(error, ctx));
+      return this.#retry(error, req, c ?? this.#contextAfter(error, ctx), depth);
     }
     return first.then(undefined, (error: unknown) =>
-      this.#retry(error, req, c ?? this.#contextAfter(error, ctx)),
+      this.#retry(error, req, c ?? this.#contextAfter(error, ctx), depth),
     );
   }
 
@@ -176,17 +180,10 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
   }
 
   /** Attempt `c.attempts` failed with `error`: repeat while it is safe, allowed and useful. */
-  async #retry(
-    error: unknown,
-    req: Req,
-    c: RequestContext,
-    deadline = c.deadline,
-    signal = c.signal,
-  ): Promise<Res> {
+  async #retry(error: unknown, req: Req, c: RequestContext, depth?: number): Promise<Res> {
     const policy = this.#policy;
     for (;;) {
-      c.deadline = deadline;
-      c.signal = signal;
+      if (depth !== undefined) c.popScope(depth);
       const delayMs = this.#verdict(error, c);
       const event: RetryEvent = { attempt: c.attempts, delayMs, error };
       policy.events.emit('retry', event);
