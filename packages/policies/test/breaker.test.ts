@@ -74,6 +74,7 @@ class Model {
 
 describe('breakerStep', () => {
   it('agrees with an independent model over generated schedules (consecutive policy)', async () => {
+    let probesFull = 0;
     const op = fc.oneof(
       fc.record({ t: fc.constant('call' as const), ok: fc.boolean(), later: fc.boolean() }),
       fc.record({ t: fc.constant('wait' as const), ms: fc.integer({ min: 0, max: 300 }) }),
@@ -83,7 +84,7 @@ describe('breakerStep', () => {
       fc.asyncProperty(
         fc.integer({ min: 1, max: 4 }),
         fc.integer({ min: 1, max: 3 }),
-        fc.array(op, { maxLength: 80 }),
+        fc.array(op, { minLength: 30, maxLength: 120 }),
         async (threshold, probes, ops) => {
           const clock = new VirtualClock();
           const breaker = new CircuitBreakerLayer({
@@ -119,8 +120,13 @@ describe('breakerStep', () => {
               continue;
             }
             const verdict = model.request(clock.now());
+            if (verdict === 'reject' && model.kind === 'halfOpen') probesFull++;
             if (verdict === 'reject') {
-              const error = await svc.call(o.ok).catch((e: unknown) => e);
+              // Refused at once, or (a bug) let through and left pending.
+              const error = await Promise.race([
+                svc.call(o.ok).catch((e: unknown) => e),
+                new Promise((r) => setImmediate(() => r('admitted'))),
+              ]);
               expect(error).toMatchObject({ code: 'ERR_CIRCUIT_OPEN' });
             } else {
               held.push({ finish: () => {}, probe: verdict === 'probe' });
@@ -132,6 +138,8 @@ describe('breakerStep', () => {
       ),
       { numRuns: 150 },
     );
+    // The schedules did reach the interesting case: a half-open breaker with every probe out.
+    expect(probesFull).toBeGreaterThan(20);
   });
 
   it('is pure: the same state and event give the same step, and the input is not changed', () => {
