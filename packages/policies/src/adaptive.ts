@@ -147,3 +147,103 @@ export class Gradient2Limit implements LimitAlgorithm {
     this.#estimate = Math.max(this.#min, Math.min(this.#max, next));
   }
 }
+
+export interface VegasOptions {
+  /** Default 20. */
+  initial?: number;
+  /** Default 1. */
+  min?: number;
+  /** Default 1000. */
+  max?: number;
+  /** Below this estimated queue the limit grows; default `3 × log10(limit)` (Netflix's). */
+  alpha?: (limit: number) => number;
+  /** Above this estimated queue the limit shrinks; default `6 × log10(limit)`. */
+  beta?: (limit: number) => number;
+  /**
+   * The no-load latency is measured afresh every `probeMultiplier × limit` samples (Netflix
+   * uses 30), for a server that may become slower for good; default never: the least latency
+   * ever seen. A probe taken while calls queue inflates the floor, and the limit grows until
+   * a faster call shows the real one again.
+   */
+  probeMultiplier?: number;
+}
+
+const log10 = (limit: number) => Math.max(1, Math.log10(limit));
+
+/**
+ * TCP Vegas as a concurrency limit (after Netflix's `VegasLimit`, deciding once per round
+ * trip as TCP Vegas does): estimates the calls queued at the server from the no-load latency
+ * (the least seen) and the average of the last round trip's, `queue = limit × (1 − rttNoLoad
+ * / rtt)`, and keeps it between `alpha` and `beta` — one more when fewer queue, halfway back when
+ * more do, doubling at first until something queues. It settles a few calls above what the
+ * server serves at once: full throughput, latency near its floor. One decision per round trip
+ * (`limit` samples) keeps it from chasing latencies that still show the previous limit.
+ */
+export class VegasLimit implements LimitAlgorithm {
+  #limit: number;
+  readonly #min: number;
+  readonly #max: number;
+  readonly #alpha: (limit: number) => number;
+  readonly #beta: (limit: number) => number;
+  readonly #probeMultiplier: number;
+  #noLoad = 0;
+  #sinceProbe = 0;
+  #slowStart = true;
+  #windowSum = 0;
+  #windowCount = 0;
+  #dropped = false;
+
+  constructor(options: VegasOptions = {}) {
+    const { initial = 20, min = 1, max = 1000 } = options;
+    bounds(initial, min, max);
+    this.#limit = initial;
+    this.#min = min;
+    this.#max = max;
+    this.#alpha = options.alpha ?? ((l) => 3 * log10(l));
+    this.#beta = options.beta ?? ((l) => 6 * log10(l));
+    this.#probeMultiplier = options.probeMultiplier ?? Number.POSITIVE_INFINITY;
+  }
+
+  get limit(): number {
+    return this.#limit;
+  }
+
+  /** The least latency seen since the last probe, in ms. */
+  get noLoadRttMs(): number {
+    return this.#noLoad;
+  }
+
+  sample(rttMs: number, inflight: number, dropped: boolean): void {
+    const limit = this.#limit;
+    if (++this.#sinceProbe >= this.#probeMultiplier * limit) {
+      // Forget the floor now and then: the server may have become slower for good.
+      this.#sinceProbe = 0;
+      this.#noLoad = rttMs;
+    } else if (this.#noLoad === 0 || rttMs < this.#noLoad) {
+      this.#noLoad = rttMs;
+    }
+    if (dropped) this.#dropped = true;
+    // Application-limited samples say nothing about the server's capacity.
+    if (inflight * 2 < limit && !dropped) return;
+    this.#windowSum += rttMs;
+    if (++this.#windowCount < limit) return;
+    const rtt = this.#windowSum / this.#windowCount;
+    this.#windowSum = 0;
+    this.#windowCount = 0;
+    const queue = limit * (1 - this.#noLoad / rtt);
+    let next = limit;
+    if (this.#dropped) {
+      this.#slowStart = false;
+      next = limit - log10(limit);
+    } else if (queue < this.#alpha(limit)) {
+      next = this.#slowStart ? limit * 2 : limit + 1;
+    } else {
+      this.#slowStart = false;
+      // Halfway back towards `beta` at once: a round trip of waiting per call is a lot to wait.
+      const beta = this.#beta(limit);
+      if (queue > beta) next = limit - Math.max(1, (queue - beta) / 2);
+    }
+    this.#dropped = false;
+    this.#limit = Math.max(this.#min, Math.min(this.#max, next));
+  }
+}

@@ -197,21 +197,21 @@ export class ConcurrencyLimitLayer implements ServiceLayer, Saturable {
     }
   }
 
-  /** A slot came free: hand it to the next waiter, or give it back. */
+  /** A slot came free: hand it (and any an adaptive limit added) to the next waiters. */
   #done(): void {
+    this.#inflight--;
     const queue = this.#queue;
     // Bounded by the queue's length: each pass removes one waiter.
-    while (this.#head < queue.length && this.#inflight <= this.limit) {
+    while (this.#head < queue.length && this.#inflight < this.limit) {
       const next = queue[this.#head]!;
       queue[this.#head++] = undefined as never;
       if (this.#head === queue.length) {
         queue.length = 0;
         this.#head = 0;
       }
+      this.#inflight++;
       next.grant();
-      return;
     }
-    this.#inflight--;
   }
 
   #wait(ctx: CallContext | undefined): Promise<void> {

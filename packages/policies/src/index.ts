@@ -3,7 +3,7 @@
  * context (its `signal`, `deadline` and `idempotent`), each with typed events published on
  * `node:diagnostics_channel`: `TimeoutLayer` (no timer per call), `CircuitBreakerLayer`
  * (consecutive, count and time windows; N half-open probes; a pure step function),
- * `ConcurrencyLimitLayer` (a bulkhead, or adaptive with `AimdLimit` / `Gradient2Limit`),
+ * `ConcurrencyLimitLayer` (a bulkhead, or adaptive with `AimdLimit`, `Gradient2Limit` or `VegasLimit`),
  * `HedgeLayer` (idempotent requests only), `FallbackLayer`, `RateLimitLayer` (`TokenBucket`,
  * `Gcra`, or a fleet limiter) and `LoadShedLayer`.
  *
@@ -18,6 +18,8 @@ export {
   Gradient2Limit,
   type Gradient2Options,
   type LimitAlgorithm,
+  VegasLimit,
+  type VegasOptions,
 } from './adaptive.js';
 export {
   type BreakerEvents,
