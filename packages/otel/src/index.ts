@@ -2,8 +2,9 @@
  * @towerline/otel — OpenTelemetry metrics for towerline's events.
  *
  * `instrument(x, { meter })` subscribes to the events of a `Reconnector`, a `ReconnectService`,
- * a `RetryLayer`, a `SupervisedStream` or a `ConfigProvider` (anything with a towerline
- * `events` emitter) and records counters, histograms and a state gauge, with attribute names in
+ * a `RetryLayer`, a `SupervisedStream`, a `ConfigProvider` or a policy layer of
+ * `@towerline/policies` (anything with a towerline `events` emitter) and records counters,
+ * histograms and a state gauge, with attribute names in
  * OpenTelemetry's style. Every towerline event is also published on `node:diagnostics_channel`
  * as `towerline:<package>:<event>` by the emitter itself, so users without OpenTelemetry can
  * subscribe there; {@link channelName} spells those names.
@@ -30,7 +31,20 @@ export interface InstrumentOptions {
 }
 
 /** The diagnostics channel an event is published on: `towerline:<package>:<event>`. */
-export function channelName(pkg: 'reconnect' | 'retry' | 'config', event: string): string {
+export function channelName(
+  pkg:
+    | 'reconnect'
+    | 'retry'
+    | 'config'
+    | 'timeout'
+    | 'breaker'
+    | 'concurrency'
+    | 'hedge'
+    | 'fallback'
+    | 'rate-limit'
+    | 'load-shed',
+  event: string,
+): string {
   return `towerline:${pkg}:${event}`;
 }
 
@@ -52,6 +66,7 @@ interface Instruments {
   retryDelay: Histogram;
   configUpdates: Counter;
   configRejections: Counter;
+  policyEvents: Counter;
   state: ObservableGauge;
   /** The state of every instrumented reconnector, read by the gauge's callback. */
   watched: Set<{ attributes: Attributes; state: () => string }>;
@@ -107,6 +122,10 @@ function instrumentsFor(meter: Meter): Instruments {
     configRejections: meter.createCounter('towerline.config.rejections', {
       description: 'Configuration values refused by validation',
     }),
+    policyEvents: meter.createCounter('towerline.policy.events', {
+      description:
+        'Events of the policies (timeouts, breaker state changes and refusals, concurrency refusals, hedges, fallbacks, rate limits, shed calls)',
+    }),
     state: meter.createObservableGauge('towerline.reconnect.state', {
       description: '1 for the state a reconnector is in, 0 for the others',
     }),
@@ -124,6 +143,17 @@ function instrumentsFor(meter: Meter): Instruments {
   cache.set(meter, found);
   return found;
 }
+
+/** The events counted per policy layer, by the component of its channel (`towerline:<component>`). */
+const POLICY_EVENTS: Record<string, readonly string[]> = {
+  timeout: ['timeout'],
+  breaker: ['stateChange', 'rejected'],
+  concurrency: ['rejected', 'limitChanged'],
+  hedge: ['hedged', 'refused'],
+  fallback: ['fallback'],
+  'rate-limit': ['waited', 'limited'],
+  'load-shed': ['shed'],
+};
 
 const errorType = (error: unknown) => describeError(error) ?? 'unknown';
 
@@ -193,6 +223,19 @@ export function instrument(target: Instrumentable, options: InstrumentOptions): 
   } else if (component === 'config') {
     on('updated', () => m.configUpdates.add(1, attrs));
     on('rejected', () => m.configRejections.add(1, attrs));
+  } else if (component !== undefined && component in POLICY_EVENTS) {
+    // Never the breaker's `outcome`: listening to it makes the breaker time every call.
+    for (const event of POLICY_EVENTS[component]!) {
+      on(event, (p: { to?: string; calls?: number; reason?: string }) =>
+        m.policyEvents.add(event === 'timeout' ? (p.calls ?? 1) : 1, {
+          ...attrs,
+          'towerline.policy': component,
+          'towerline.event': event,
+          ...(p.to === undefined ? {} : { 'towerline.state': p.to }),
+          ...(p.reason === undefined ? {} : { 'towerline.rejection.reason': p.reason }),
+        }),
+      );
+    }
   } else {
     invalidArgument('target', `not a towerline event source (channel ${String(emitter?.channel)})`);
   }

@@ -17,6 +17,7 @@ import {
   type ServiceLayer,
   systemClock,
   TowerlineError,
+  type TypedEmitter,
 } from '@towerline/core';
 import {
   type BreakerEffect,
@@ -88,7 +89,7 @@ const IGNORED = 2;
  * ```
  */
 export class CircuitBreakerLayer implements ServiceLayer {
-  readonly events: ObservedEmitter<BreakerEvents>;
+  readonly events: TypedEmitter<BreakerEvents>;
   readonly #window: FailureWindow;
   readonly #clock: Clock;
   readonly #probes: number;
