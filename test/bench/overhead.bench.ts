@@ -48,6 +48,12 @@ export default async function overhead(): Promise<SuiteReport> {
     .layer(new CircuitBreakerLayer({ policy: { kind: 'consecutive', threshold: 5 } }))
     .layer(new TimeoutLayer({ ms: 10_000 }))
     .service(inner);
+  // The same with the attempt timeout optimistic (for services that honour their signal).
+  const stackOptimistic = new ServiceBuilder()
+    .layer(new RetryLayer({ maxAttempts: 3 }))
+    .layer(new CircuitBreakerLayer({ policy: { kind: 'consecutive', threshold: 5 } }))
+    .layer(new TimeoutLayer({ ms: 10_000, mode: 'optimistic' }))
+    .service(inner);
   const cTimeout = cockatielTimeout(10_000, TimeoutStrategy.Aggressive);
   const cBreaker = cockatielBreaker(handleAll, {
     halfOpenAfter: 10_000,
@@ -71,6 +77,10 @@ export default async function overhead(): Promise<SuiteReport> {
     { name: 'towerline-timeout-optimistic', fn: () => optimistic.call(1) },
     { name: 'towerline-breaker', fn: () => breaker.call(1) },
     { name: 'towerline-retry+breaker+timeout', fn: () => stack.call(1) },
+    {
+      name: 'towerline-retry+breaker+timeout-optimistic',
+      fn: () => stackOptimistic.call(1),
+    },
     { name: 'cockatiel-timeout', fn: () => cTimeout.execute(() => inner.call(1)) },
     { name: 'cockatiel-breaker', fn: () => cBreaker.execute(() => inner.call(1)) },
     { name: 'cockatiel-retry+breaker+timeout', fn: () => cStack.execute(() => inner.call(1)) },
@@ -93,6 +103,9 @@ export default async function overhead(): Promise<SuiteReport> {
       'towerline-breaker / bare (target <= 1.6)': +ratio('towerline-breaker').toFixed(3),
       'towerline-retry+breaker+timeout / bare (target <= 3.0)': +ratio(
         'towerline-retry+breaker+timeout',
+      ).toFixed(3),
+      'towerline stack, optimistic attempt timeout / bare': +ratio(
+        'towerline-retry+breaker+timeout-optimistic',
       ).toFixed(3),
       'towerline stack / cockatiel stack (target <= 0.05)': +(
         ratio('towerline-retry+breaker+timeout') / ratio('cockatiel-retry+breaker+timeout')

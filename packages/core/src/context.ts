@@ -78,6 +78,11 @@ export interface SignalLink {
 export class RequestContext implements CallContext {
   #signal: AbortSignal | undefined;
   #link: SignalLink | undefined = undefined;
+  #depth = 0;
+  #deadline0: number | undefined = undefined;
+  #signal0: AbortSignal | undefined = undefined;
+  #link0: SignalLink | undefined = undefined;
+  /** Scopes past the first: deadline, signal, link per scope. */
   #scopes: Array<number | AbortSignal | SignalLink | undefined> | undefined = undefined;
   deadline: number | undefined;
   idempotent: boolean | undefined;
@@ -152,29 +157,45 @@ export class RequestContext implements CallContext {
    * @internal
    */
   get scopeDepth(): number {
-    return this.#scopes === undefined ? 0 : this.#scopes.length / 3;
+    return this.#depth;
   }
 
   /**
    * Opens a scope: tightens the deadline to `deadline` and links `link` into the signal, until
-   * {@link popScope} puts back what was in force before.
+   * {@link popScope} puts back what was in force before. The first scope is kept in fields, so
+   * that the common case (one attempt timeout) allocates nothing.
    * @internal
    */
   pushScope(deadline: number | undefined, link: SignalLink): void {
-    this.#scopes ??= [];
-    this.#scopes.push(this.deadline, this.#signal, this.#link);
+    if (this.#depth === 0) {
+      this.#deadline0 = this.deadline;
+      this.#signal0 = this.#signal;
+      this.#link0 = this.#link;
+    } else {
+      this.#scopes ??= [];
+      this.#scopes.push(this.deadline, this.#signal, this.#link);
+    }
+    this.#depth++;
     this.tighten(deadline);
     this.linkSignal(link);
   }
 
   /** Closes the scopes opened since depth `depth`, restoring the deadline and signal of then. @internal */
   popScope(depth: number): void {
-    const scopes = this.#scopes;
-    if (scopes === undefined || scopes.length <= depth * 3) return;
-    this.deadline = scopes[depth * 3] as number | undefined;
-    this.#signal = scopes[depth * 3 + 1] as AbortSignal | undefined;
-    this.#link = scopes[depth * 3 + 2] as SignalLink | undefined;
-    scopes.length = depth * 3;
+    if (this.#depth <= depth) return;
+    if (depth === 0) {
+      this.deadline = this.#deadline0;
+      this.#signal = this.#signal0;
+      this.#link = this.#link0;
+    } else {
+      const scopes = this.#scopes!;
+      const at = (depth - 1) * 3;
+      this.deadline = scopes[at] as number | undefined;
+      this.#signal = scopes[at + 1] as AbortSignal | undefined;
+      this.#link = scopes[at + 2] as SignalLink | undefined;
+    }
+    if (this.#scopes !== undefined) this.#scopes.length = Math.max(0, (depth - 1) * 3);
+    this.#depth = depth;
   }
 
   /** Whether the signal has fired, without making a linked signal nobody has read yet. */

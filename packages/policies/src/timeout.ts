@@ -5,7 +5,6 @@ import {
   contextual,
   invalidArgument,
   isRequestContext,
-  type RequestContext,
   type Service,
   type ServiceLayer,
   systemClock,
@@ -90,11 +89,11 @@ export class TimeoutService<Req, Res> implements Service<Req, Res> {
       if (this.#queue.passed(outer)) return Promise.reject(this.#queue.error());
     }
     if (isRequestContext(ctx)) {
-      const depth = ctx.scopeDepth;
-      // The signal is made only if a layer below reads it.
+      // The signal is made only if a layer below reads it. The scope stays open after the
+      // call: a layer above that starts attempts (a retry) closes it before the next one.
       ctx.pushScope(window.deadline, window);
       if (this.#optimistic) return this.#start(req, ctx);
-      return this.#exact(req, ctx, window, depth);
+      return this.#exact(req, ctx, window);
     }
     const inner: CallContext = {
       signal: window.link(ctx.signal),
@@ -113,8 +112,7 @@ export class TimeoutService<Req, Res> implements Service<Req, Res> {
     }
   }
 
-  /** `depth`: the scope to restore on a shared context once the call settled. */
-  #exact(req: Req, ctx: CallContext, window: DeadlineWindow, depth = -1): Promise<Res> {
+  #exact(req: Req, ctx: CallContext, window: DeadlineWindow): Promise<Res> {
     const promise = new Promise<Res>(capture);
     const resolve = captured.resolve as (value: Res) => void;
     const reject = captured.reject;
@@ -125,22 +123,6 @@ export class TimeoutService<Req, Res> implements Service<Req, Res> {
     } catch (error) {
       window.settle(slot);
       reject(error);
-      return promise;
-    }
-    if (depth >= 0) {
-      const c = ctx as RequestContext;
-      started.then(
-        (value) => {
-          window.settle(slot);
-          c.popScope(depth);
-          resolve(value);
-        },
-        (error: unknown) => {
-          window.settle(slot);
-          c.popScope(depth);
-          reject(error);
-        },
-      );
       return promise;
     }
     started.then(
