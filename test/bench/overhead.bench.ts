@@ -73,6 +73,14 @@ export default async function overhead(): Promise<SuiteReport> {
     { name: 'async-try-await', fn: () => tryAwait.call(1) },
     { name: 'p-retry', fn: () => pRetry(() => inner.call(1), { retries: 2 }) },
     { name: 'cockatiel-retry', fn: () => cockatiel.execute(() => inner.call(1)) },
+    // The floor of any timeout that owns its promise: one new promise settled by the inner one.
+    {
+      name: 'own-promise-hop',
+      fn: () =>
+        new Promise((resolve, reject) => {
+          inner.call(1).then(resolve, reject);
+        }),
+    },
     { name: 'towerline-timeout', fn: () => timeout.call(1) },
     { name: 'towerline-timeout-optimistic', fn: () => optimistic.call(1) },
     { name: 'towerline-breaker', fn: () => breaker.call(1) },
@@ -97,6 +105,8 @@ export default async function overhead(): Promise<SuiteReport> {
         ratio('towerline-retry') / ratio('cockatiel-retry')
       ).toFixed(3),
       'towerline-timeout / bare (target <= 2.0)': +ratio('towerline-timeout').toFixed(3),
+      'own-promise-hop / bare (the floor of an exact timeout)':
+        +ratio('own-promise-hop').toFixed(3),
       'towerline-timeout-optimistic / bare (target <= 1.3)': +ratio(
         'towerline-timeout-optimistic',
       ).toFixed(3),

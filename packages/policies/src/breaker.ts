@@ -204,7 +204,12 @@ export class CircuitBreakerLayer implements ServiceLayer {
 
   /** @internal A success on the fast path. */
   readonly succeed = <T>(value: T): T => {
-    this.record(OK, false, 0);
+    if (this.fast) {
+      // Closed and untimed: the window is all a success can change.
+      if (this.#window.record(true, 0, this.#windowNeedsNow ? this.#clock.now() : 0)) {
+        this.#step({ type: 'outcome', ok: true, probe: false, tripped: true });
+      }
+    } else this.record(OK, false, 0);
     return value;
   };
 
