@@ -49,14 +49,18 @@ export class DeadlineWindow implements CallContext {
       controller = new AbortController();
       this.#controller = controller;
       if (this.expired) controller.abort(this.#queue.error());
-      else if (this.closed) this.#queue.track(this);
+      else if (this.closed && this.armed) this.#queue.track(this);
     }
     return controller.signal;
   }
 
-  /** Whether the window has anything to do at its deadline. */
+  /**
+   * Whether the window has anything to do at its deadline: calls to reject, or, in optimistic
+   * mode (where nobody knows when a call is done), a signal to abort. In exact mode a signal
+   * matters only while its calls are pending.
+   */
   get armed(): boolean {
-    return this.pending > 0 || this.#controller !== undefined;
+    return this.pending > 0 || (this.#controller !== undefined && !this.#queue.exact);
   }
 
   /** A signal that aborts when `parent` does or this window's deadline passes. */
@@ -93,7 +97,11 @@ export class DeadlineWindow implements CallContext {
     const rejects = this.rejects;
     if (rejects === undefined || rejects[slot] === undefined) return;
     rejects[slot] = undefined;
-    if (--this.pending === 0 && this.closed) this.rejects = undefined;
+    if (--this.pending === 0 && this.closed) {
+      this.rejects = undefined;
+      // Nothing left to do at the deadline: leave the heap now rather than then.
+      if (!this.armed) this.#queue.untrack(this);
+    }
   }
 
   /** The deadline passed: reject what is pending, abort the signal, drop the links. */
@@ -132,7 +140,11 @@ export class DeadlineQueue {
   #timer: TimerHandle | undefined = undefined;
   #timerAt = Number.POSITIVE_INFINITY;
 
-  constructor(clock: Clock, ms: number, onExpire: (rejected: number) => void) {
+  /** Exact mode: calls are rejected at their deadline (else only their signal aborts). */
+  readonly exact: boolean;
+
+  constructor(clock: Clock, ms: number, exact: boolean, onExpire: (rejected: number) => void) {
+    this.exact = exact;
     this.#clock = clock;
     this.#ms = ms;
     this.#onExpire = onExpire;
@@ -185,23 +197,61 @@ export class DeadlineQueue {
   track(window: DeadlineWindow): void {
     if (window.heapIndex !== -1 || window.expired) return;
     const heap = this.#heap;
-    let i = heap.length;
     heap.push(window);
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (heap[parent]!.deadline <= window.deadline) break;
-      heap[i] = heap[parent]!;
-      heap[i]!.heapIndex = i;
-      i = parent;
-    }
-    heap[i] = window;
-    window.heapIndex = i;
-    if (i === 0) this.#arm(undefined, window.deadline);
+    window.heapIndex = heap.length - 1;
+    this.#siftUp(heap.length - 1);
+    if (window.heapIndex === 0) this.#arm(undefined, window.deadline);
   }
 
   /** Whether `deadline` has already passed. */
   passed(deadline: number): boolean {
     return deadline <= this.#clock.now();
+  }
+
+  /** Takes `window` out of the heap before its deadline (nothing left for it to do). */
+  untrack(window: DeadlineWindow): void {
+    const i = window.heapIndex;
+    if (i === -1) return;
+    const heap = this.#heap;
+    const last = heap.pop()!;
+    window.heapIndex = -1;
+    if (last === window) return;
+    heap[i] = last;
+    last.heapIndex = i;
+    this.#siftUp(i);
+    this.#siftDown(last.heapIndex);
+  }
+
+  #siftUp(i: number): void {
+    const heap = this.#heap;
+    const item = heap[i]!;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (heap[parent]!.deadline <= item.deadline) break;
+      heap[i] = heap[parent]!;
+      heap[i]!.heapIndex = i;
+      i = parent;
+    }
+    heap[i] = item;
+    item.heapIndex = i;
+  }
+
+  #siftDown(i: number): void {
+    const heap = this.#heap;
+    const n = heap.length;
+    const item = heap[i]!;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= n) break;
+      const r = l + 1;
+      const c = r < n && heap[r]!.deadline < heap[l]!.deadline ? r : l;
+      if (heap[c]!.deadline >= item.deadline) break;
+      heap[i] = heap[c]!;
+      heap[i]!.heapIndex = i;
+      i = c;
+    }
+    heap[i] = item;
+    item.heapIndex = i;
   }
 
   /** Entries waiting in the heap (for tests). */
@@ -240,21 +290,10 @@ export class DeadlineQueue {
     const top = heap[0]!;
     const last = heap.pop()!;
     top.heapIndex = -1;
-    if (heap.length > 0) {
-      let i = 0;
-      const n = heap.length;
-      for (;;) {
-        const l = 2 * i + 1;
-        if (l >= n) break;
-        const r = l + 1;
-        const c = r < n && heap[r]!.deadline < heap[l]!.deadline ? r : l;
-        if (heap[c]!.deadline >= last.deadline) break;
-        heap[i] = heap[c]!;
-        heap[i]!.heapIndex = i;
-        i = c;
-      }
-      heap[i] = last;
-      last.heapIndex = i;
+    if (last !== top) {
+      heap[0] = last;
+      last.heapIndex = 0;
+      this.#siftDown(0);
     }
     return top;
   }

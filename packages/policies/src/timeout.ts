@@ -178,7 +178,7 @@ export class TimeoutLayer implements ServiceLayer {
     this.ms = ms;
     this.#optimistic = options.mode === 'optimistic';
     this.events.source = options.name ?? 'timeout';
-    this.#queue = new DeadlineQueue(options.clock ?? systemClock, ms, (calls) =>
+    this.#queue = new DeadlineQueue(options.clock ?? systemClock, ms, !this.#optimistic, (calls) =>
       this.events.emit('timeout', { timeoutMs: ms, calls }),
     );
   }

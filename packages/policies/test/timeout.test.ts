@@ -72,6 +72,18 @@ describe('TimeoutLayer', () => {
     expect(virtual.pending).toBe(0);
   });
 
+  it('exact mode lets go of a window once its calls settled, signal read or not', async () => {
+    const clock = new VirtualClock();
+    const svc = new TimeoutLayer({ ms: 10_000, clock }).wrap<number, boolean>({
+      call: async (_n, ctx) => ctx!.signal!.aborted,
+    });
+    const ctxs = Array.from({ length: 100 }, () => new RequestContext());
+    expect(await Promise.all(ctxs.map((c, i) => svc.call(i, c)))).toEqual(ctxs.map(() => false));
+    await clock.advance(5);
+    // No window waits for its deadline 10 s away: the timer is gone.
+    expect(clock.pending).toBe(0);
+  });
+
   it('optimistic mode aborts the signal at the deadline and lets the inner service reject', async () => {
     const clock = new VirtualClock();
     const seen: CallContext[] = [];
