@@ -131,6 +131,57 @@ describe('TimeoutLayer', () => {
     );
   });
 
+  it('every call ends at its own deadline or its own answer, whichever is first (generated schedules)', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(
+          fc.record({
+            at: fc.integer({ min: 0, max: 50 }),
+            deadline: fc.option(fc.integer({ min: 1, max: 200 }), { nil: undefined }),
+            answer: fc.integer({ min: 0, max: 250 }),
+          }),
+          { minLength: 1, maxLength: 40 },
+        ),
+        async (calls) => {
+          const clock = new VirtualClock();
+          const svc = new TimeoutLayer({ ms: 100, clock }).wrap<number, string>({
+            call: (ms) => new Promise((resolve) => clock.setTimeout(() => resolve('answer'), ms)),
+          });
+          const ended: Array<{ at: number; how: string }> = [];
+          const sorted = [...calls].sort((a, b) => a.at - b.at);
+          const runs: Promise<void>[] = [];
+          for (const [i, c] of sorted.entries()) {
+            await clock.advance(c.at - clock.now());
+            const deadline = c.deadline === undefined ? undefined : clock.now() + c.deadline;
+            runs.push(
+              svc.call(c.answer, { deadline }).then(
+                (how) => {
+                  ended[i] = { at: clock.now(), how };
+                },
+                (e: { code: string }) => {
+                  ended[i] = { at: clock.now(), how: e.code };
+                },
+              ),
+            );
+          }
+          await clock.advance(1_000);
+          await Promise.all(runs);
+          for (const [i, c] of sorted.entries()) {
+            const limit = Math.min(100, c.deadline ?? 100);
+            const expected =
+              c.answer < limit
+                ? { at: c.at + c.answer, how: 'answer' }
+                : { at: c.at + limit, how: 'ERR_TIMEOUT' };
+            if (c.answer === limit) expect(ended[i]!.at).toBe(c.at + limit);
+            else expect(ended[i]).toEqual(expected);
+          }
+          expect(clock.pending).toBe(0);
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+
   it('a caller signal still aborts the call, and a deadline already past rejects at once', async () => {
     const clock = new VirtualClock(10);
     const svc = new TimeoutLayer({ ms: 1_000, clock }).wrap(honouring());
