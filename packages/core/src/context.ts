@@ -75,31 +75,16 @@ export interface SignalLink {
   readonly expired: boolean;
 }
 
-/** The part of a request context only timeouts use, made on their first use. */
-class LazyState {
-  /** A signal to link in when `signal` is next read. */
-  link: SignalLink | undefined = undefined;
-  depth = 0;
-  /** What was in force before the first scope (kept in fields: most requests open one). */
-  deadline0: number | undefined = undefined;
-  signal0: AbortSignal | undefined = undefined;
-  link0: SignalLink | undefined = undefined;
-  /** Per further scope: the deadline, signal and link in force before it. */
-  saved: Array<number | AbortSignal | SignalLink | undefined> | undefined = undefined;
-}
-
 export class RequestContext implements CallContext {
   /**
-   * The signal made so far. Plain properties rather than `#private` ones: on this hot path
-   * (a context per request) private fields measurably slow construction.
+   * The signal made so far, and one linked in but not made yet (a timeout's: it exists only
+   * once somebody listens). Plain properties rather than `#private` ones: on this hot path (a
+   * context per request) private fields and methods measurably slow construction.
    * @internal
    */
   _signal: AbortSignal | undefined;
-  /**
-   * A signal not made yet, and the scopes opened: only contexts a timeout passed through have one.
-   * @internal
-   */
-  _lazy: LazyState | undefined = undefined;
+  /** @internal */
+  _link: SignalLink | undefined = undefined;
   deadline: number | undefined;
   idempotent: boolean | undefined;
   /** Attempts started so far for this request, by any layer (1 once a layer has it). */
@@ -136,31 +121,29 @@ export class RequestContext implements CallContext {
 
   /** Aborts the call, any wait inside it, and any retry after it (see {@link CallContext.signal}). */
   get signal(): AbortSignal | undefined {
-    const lazy = this._lazy;
-    if (lazy !== undefined && lazy.link !== undefined) {
-      const link = lazy.link;
-      lazy.link = undefined;
+    const link = this._link;
+    if (link !== undefined) {
+      this._link = undefined;
       this._signal = link.link(this._signal);
     }
     return this._signal;
   }
 
   set signal(signal: AbortSignal | undefined) {
-    if (this._lazy !== undefined) this._lazy.link = undefined;
+    this._link = undefined;
     this._signal = signal;
   }
 
   /**
    * Makes `ctx.signal` abort also when `link` says, from the next read on; nothing is made
-   * until somebody reads it. Links stack (an attempt timeout inside a total timeout).
+   * until somebody reads it. Links stack (an attempt timeout inside a total timeout). A layer
+   * that starts attempts saves `signal` and `deadline` before each and puts them back after,
+   * so that an attempt's link ends with it.
    * @internal
    */
   linkSignal(link: SignalLink): void {
-    // (Not a private method: those cost every instance a brand check at construction.)
-    this._lazy ??= new LazyState();
-    const lazy = this._lazy;
-    const outer = lazy.link;
-    lazy.link =
+    const outer = this._link;
+    this._link =
       outer === undefined
         ? link
         : {
@@ -173,56 +156,7 @@ export class RequestContext implements CallContext {
 
   /** Whether the signal has fired, without making a linked signal nobody has read yet. */
   get aborted(): boolean {
-    return this._signal?.aborted === true || this._lazy?.link?.expired === true;
-  }
-
-  /**
-   * How many scopes (an attempt timeout's deadline and signal) are open on this context: a
-   * layer that starts attempts reads it before each and hands it to {@link popScope} after.
-   * @internal
-   */
-  get scopeDepth(): number {
-    return this._lazy === undefined ? 0 : this._lazy.depth;
-  }
-
-  /**
-   * Opens a scope: tightens the deadline to `deadline` and links `link` into the signal, until
-   * {@link popScope} puts back what was in force before.
-   * @internal
-   */
-  pushScope(deadline: number | undefined, link: SignalLink): void {
-    this._lazy ??= new LazyState();
-    const lazy = this._lazy;
-    if (lazy.depth === 0) {
-      lazy.deadline0 = this.deadline;
-      lazy.signal0 = this._signal;
-      lazy.link0 = lazy.link;
-    } else {
-      lazy.saved ??= [];
-      lazy.saved.push(this.deadline, this._signal, lazy.link);
-    }
-    lazy.depth++;
-    this.tighten(deadline);
-    this.linkSignal(link);
-  }
-
-  /** Closes the scopes opened since depth `depth`, restoring the deadline and signal of then. @internal */
-  popScope(depth: number): void {
-    const lazy = this._lazy;
-    if (lazy === undefined || lazy.depth <= depth) return;
-    if (depth === 0) {
-      this.deadline = lazy.deadline0;
-      this._signal = lazy.signal0;
-      lazy.link = lazy.link0;
-    } else {
-      const saved = lazy.saved!;
-      const at = (depth - 1) * 3;
-      this.deadline = saved[at] as number | undefined;
-      this._signal = saved[at + 1] as AbortSignal | undefined;
-      lazy.link = saved[at + 2] as SignalLink | undefined;
-    }
-    if (lazy.saved !== undefined) lazy.saved.length = Math.max(0, (depth - 1) * 3);
-    lazy.depth = depth;
+    return this._signal?.aborted === true || this._link?.expired === true;
   }
 
   /** `ctx` itself when it already is a request context (from any copy of this package), else a new one from it. */

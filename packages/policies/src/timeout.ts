@@ -89,9 +89,10 @@ export class TimeoutService<Req, Res> implements Service<Req, Res> {
       if (this.#queue.passed(outer)) return Promise.reject(this.#queue.error());
     }
     if (isRequestContext(ctx)) {
-      // The signal is made only if a layer below reads it. The scope stays open after the
-      // call: a layer above that starts attempts (a retry) closes it before the next one.
-      ctx.pushScope(window.deadline, window);
+      // The signal is made only if a layer below reads it. Both stay after the call: a layer
+      // above that starts attempts (a retry) puts back its own before the next one.
+      ctx.tighten(window.deadline);
+      ctx.linkSignal(window);
       if (this.#optimistic) return this.#start(req, ctx);
       return this.#exact(req, ctx, window);
     }

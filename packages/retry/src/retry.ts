@@ -93,14 +93,15 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
       const c = RequestContext.from(ctx);
       this.#enter(c);
       // What an attempt-scoped layer below (an attempt timeout) sets is undone before the next attempt.
-      const depth = c.scopeDepth;
+      const deadline = c.deadline;
+      const signal = c.signal;
       let first: Promise<Res>;
       try {
         first = path.start(req, c);
       } catch (error) {
         return path
           .recover(error, req, c)
-          .then(undefined, (e: unknown) => this.#retry(e, req, c, depth));
+          .then(undefined, (e: unknown) => this.#retry(e, req, c, true, deadline, signal));
       }
       const succeeded = path.succeeded;
       return first.then(
@@ -113,14 +114,14 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
         (error: unknown) =>
           path
             .recover(error, req, c)
-            .then(undefined, (e: unknown) => this.#retry(e, req, c, depth)),
+            .then(undefined, (e: unknown) => this.#retry(e, req, c, true, deadline, signal)),
       );
     }
     if (ctx?.signal?.aborted) return Promise.reject(ctx.signal.reason);
     if (this.#eager || isRequestContext(ctx)) {
       const c = RequestContext.from(ctx);
       this.#enter(c);
-      return this.#first(req, c, c, c.scopeDepth);
+      return this.#first(req, c, c, c.deadline, c.signal);
     }
     // A plain service below: nothing there shares a context, so none is made unless it fails.
     this.#policy.budget?.deposit();
@@ -132,16 +133,21 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
     req: Req,
     ctx: CallContext | undefined,
     c: RequestContext | undefined,
-    depth?: number,
+    deadline?: number,
+    signal?: AbortSignal,
   ): Promise<Res> {
     let first: Promise<Res>;
     try {
       first = this.#inner.call(req, ctx);
     } catch (error) {
-      return this.#retry(error, req, c ?? this.#contextAfter(error, ctx), depth);
+      return c === undefined
+        ? this.#retry(error, req, this.#contextAfter(error, ctx))
+        : this.#retry(error, req, c, true, deadline, signal);
     }
     return first.then(undefined, (error: unknown) =>
-      this.#retry(error, req, c ?? this.#contextAfter(error, ctx), depth),
+      c === undefined
+        ? this.#retry(error, req, this.#contextAfter(error, ctx))
+        : this.#retry(error, req, c, true, deadline, signal),
     );
   }
 
@@ -180,10 +186,25 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
   }
 
   /** Attempt `c.attempts` failed with `error`: repeat while it is safe, allowed and useful. */
-  async #retry(error: unknown, req: Req, c: RequestContext, depth?: number): Promise<Res> {
+  /**
+   * `saved`: the deadline and signal in force before the first attempt, put back before each
+   * verdict so that an attempt timeout's end with its attempt (not known on the fused path,
+   * where the layer above started the attempt).
+   */
+  async #retry(
+    error: unknown,
+    req: Req,
+    c: RequestContext,
+    saved = false,
+    deadline?: number,
+    signal?: AbortSignal,
+  ): Promise<Res> {
     const policy = this.#policy;
     for (;;) {
-      if (depth !== undefined) c.popScope(depth);
+      if (saved) {
+        c.deadline = deadline;
+        c.signal = signal;
+      }
       const delayMs = this.#verdict(error, c);
       const event: RetryEvent = { attempt: c.attempts, delayMs, error };
       policy.events.emit('retry', event);
