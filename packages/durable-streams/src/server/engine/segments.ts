@@ -92,7 +92,6 @@ export class Segment {
   }
 }
 
-/** Builds the index file of a segment from the entries written to it. */
 /**
  * Open flags for the head segment. When every batch must be durable before it is acknowledged
  * (`sync`), the file is opened `O_DSYNC`: a write returns once its data is on disk, so a batch
@@ -104,6 +103,7 @@ export function headFlags(sync: boolean, create: boolean): number | string {
   return create ? O_RDWR | O_CREAT | O_EXCL | O_DSYNC : O_RDWR | O_DSYNC;
 }
 
+/** Builds the index file of a segment from the entries written to it. */
 export function encodeIndex(seg: Segment): Buffer {
   const w = seg.written!;
   const ids = [...seg.dir.keys()];
