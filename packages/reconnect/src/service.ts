@@ -165,8 +165,26 @@ export class ReconnectService<C, Req, Res> implements FusableService<Req, Res> {
   }
 
   call(req: Req, ctx?: CallContext): Promise<Res> {
+    const r = this.reconnector;
+    if (ctx === undefined) {
+      const live = r.current;
+      if (live !== undefined) {
+        // The connected path without a context: one call on the live connection and one
+        // failure handler, capturing as little as it can (a closure is most of its cost).
+        const generation = r.generation;
+        let result: Promise<Res>;
+        try {
+          result = this.#call(live, req, undefined);
+        } catch (error) {
+          return this.#failed(error, generation, req, undefined, false);
+        }
+        return result.then(undefined, (error: unknown) =>
+          this.#failed(error, generation, req, undefined, false),
+        );
+      }
+    }
     if (ctx?.signal?.aborted) return Promise.reject(ctx.signal.reason);
-    const conn = this.reconnector.current;
+    const conn = r.current;
     if (conn === undefined) return this.#queue.add(req, ctx, false);
     return this.#run(conn, req, ctx, false);
   }

@@ -58,6 +58,8 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
   /** The inner service reads the request context: share one from the first attempt. */
   readonly #eager: boolean;
   readonly #policy: RetryPolicy;
+  /** A plain service below and no budget: a call without a context needs nothing but the call. */
+  readonly #plain: boolean;
 
   constructor(inner: Service<Req, Res>, policy: RetryPolicy) {
     this.#inner = inner;
@@ -65,6 +67,7 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
     const path = fusedPathOf(inner);
     this.#path = path;
     this.#eager = usesRequestContext(inner as Service<unknown, unknown>);
+    this.#plain = path === undefined && !this.#eager && policy.budget === undefined;
     this[fused] = {
       start: (req, c) => {
         this.#enter(c);
@@ -87,6 +90,18 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
   }
 
   call(req: Req, ctx?: CallContext): Promise<Res> {
+    if (ctx === undefined && this.#plain) {
+      // The happy path in full: the call and one failure handler capturing only the request.
+      let first: Promise<Res>;
+      try {
+        first = this.#inner.call(req, undefined);
+      } catch (error) {
+        return this.#retry(error, req, this.#contextAfter(error, undefined));
+      }
+      return first.then(undefined, (error: unknown) =>
+        this.#retry(error, req, this.#contextAfter(error, undefined)),
+      );
+    }
     const path = this.#path;
     if (path !== undefined) {
       // A towerline layer below reads and writes the context: share one from the start.

@@ -27,6 +27,7 @@ import { StorageError } from './errors.js';
 import { LogStore, type LogStoreOptions, type RecoveredLog } from './log-store.js';
 import {
   encodeIndex,
+  headFlags,
   indexFile,
   loadDirectory,
   Segment,
@@ -166,7 +167,7 @@ async function recover(
     syncDir(segDir);
     segments.push(head);
   }
-  const headFd = openSync(join(segDir, segmentFile(head.n)), 'r+');
+  const headFd = openSync(join(segDir, segmentFile(head.n)), headFlags(options.sync, false));
   if (!snap) await writeAtomic(dir, 'snapshot', encodeSnapshot(table, storeId, head.n));
   const recovered: RecoveredLog = {
     segments,

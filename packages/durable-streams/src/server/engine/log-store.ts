@@ -1,11 +1,11 @@
 /**
  * `file-fast` and `file-durable`: the bytes live in segment files, memory holds the streams'
  * indexes and a window of the latest writes. A batch is encoded straight into the window and
- * written from it with one `fs.write` (plus one `fdatasync` in file-durable), both on libuv's
+ * written from it with one `fs.write` (to a head opened `O_DSYNC` in file-durable), on libuv's
  * thread pool, so the event loop keeps serving while the disk works; live readers of what was
  * just written are served from the window without touching the disk.
  */
-import { close, closeSync, fdatasync, fsync, openSync, read, readSync, write } from 'node:fs';
+import { close, closeSync, fsync, openSync, read, readSync, write } from 'node:fs';
 import { rename, rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -21,6 +21,7 @@ import { batchSize, encodeBatch, recordSize, T_CREATE, T_DELETE } from './codec.
 import { mergeIndex } from './log-index.js';
 import {
   encodeIndex,
+  headFlags,
   indexFile,
   loadEntries,
   Segment,
@@ -35,7 +36,7 @@ import { WriteWindows } from './windows.js';
 
 export interface LogStoreOptions {
   dir: string;
-  /** fdatasync every batch before acknowledging it (file-durable). */
+  /** Every batch durable before it is acknowledged (file-durable): the head is opened O_DSYNC. */
   sync: boolean;
   /** Seal a segment past this size. Default 64 MiB. */
   segmentBytes?: number;
@@ -149,8 +150,9 @@ export class LogStore implements Backend {
       done(null, addrs);
     };
     writeFully(fd, win.buf, at, size, filePos, (error) => {
-      if (error || !this.#o.sync) finish(error);
-      else fdatasync(fd, finish);
+      // The head is opened O_DSYNC when batches must be durable (file-durable): the write was
+      // the sync, and the batch is on disk now.
+      finish(error);
     });
   }
 
@@ -160,7 +162,7 @@ export class LogStore implements Backend {
    */
   #seal(seg: Segment, snapshot: Buffer): void {
     const next = new Segment(seg.n + 1, 0, false);
-    const fd = openSync(join(this.segDir, segmentFile(next.n)), 'wx+');
+    const fd = openSync(join(this.segDir, segmentFile(next.n)), headFlags(this.#o.sync, true));
     seg.fd = this.#headFd; // stays open for reads of the sealed segment
     this.#segments.set(next.n, next);
     this.#head = next;
