@@ -100,8 +100,19 @@ export class DeadlineWindow implements CallContext {
     if (--this.pending === 0 && this.closed) {
       this.rejects = undefined;
       // Nothing left to do at the deadline: leave the heap now rather than then.
-      if (!this.armed) this.#queue.untrack(this);
+      if (!this.armed) {
+        this.#queue.untrack(this);
+        this.release();
+      }
     }
+  }
+
+  /** Drops the listeners this window put on parent signals (it will never abort). */
+  release(): void {
+    if (this.#unlinks !== undefined) for (const unlink of this.#unlinks) unlink();
+    this.#unlinks = undefined;
+    this.#linkParent = undefined;
+    this.#linked = undefined;
   }
 
   /** The deadline passed: reject what is pending, abort the signal, drop the links. */
@@ -119,8 +130,7 @@ export class DeadlineWindow implements CallContext {
       }
     }
     this.#controller?.abort(error);
-    if (this.#unlinks !== undefined) for (const unlink of this.#unlinks) unlink();
-    this.#unlinks = undefined;
+    this.release();
     return rejected;
   }
 }
@@ -191,6 +201,7 @@ export class DeadlineQueue {
     window.closed = true;
     if (window.pending === 0) window.rejects = undefined;
     if (window.armed) this.track(window);
+    else window.release();
   }
 
   /** Puts `window` in the heap (once): it has calls to reject or a signal to abort. */

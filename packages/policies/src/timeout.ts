@@ -57,8 +57,10 @@ export interface TimeoutOptions {
  *
  * No timer is made per call: calls that start within a millisecond (or 32 calls) share one
  * deadline window, read the clock once between them, and one timer per layer serves every
- * window. A deadline fires within about 2 ms of its time (a window's deadline is taken from its
- * opening, so a call may get up to one tick less than `ms`, never more).
+ * window. A deadline fires within about 2 ms of its time. A window's deadline is taken from its
+ * opening, so a call may get up to one tick less than `ms`, never more — or, on an event loop
+ * blocked between two calls of one window (no timer could run to close it), up to that block
+ * less.
  */
 export class TimeoutService<Req, Res> implements Service<Req, Res> {
   /** The layer reads and writes the request context: a retry above shares one with it. */

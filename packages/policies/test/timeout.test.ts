@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import {
   type CallContext,
   type Clock,
@@ -82,6 +83,18 @@ describe('TimeoutLayer', () => {
     await clock.advance(5);
     // No window waits for its deadline 10 s away: the timer is gone.
     expect(clock.pending).toBe(0);
+  });
+
+  it('a long-lived caller signal does not collect a listener per call', async () => {
+    const clock = new VirtualClock();
+    const svc = new TimeoutLayer({ ms: 10_000, clock }).wrap<number, number>({
+      call: async (n, ctx) => (ctx!.signal!.aborted ? -1 : n),
+    });
+    const app = new AbortController();
+    for (let i = 0; i < 1_000; i++) expect(await svc.call(i, { signal: app.signal })).toBe(i);
+    expect(getEventListeners(app.signal, 'abort').length).toBeLessThanOrEqual(1);
+    await clock.advance(20_000);
+    expect(getEventListeners(app.signal, 'abort')).toHaveLength(0);
   });
 
   it('optimistic mode aborts the signal at the deadline and lets the inner service reject', async () => {
