@@ -308,7 +308,7 @@ export class CircuitBreakerService<Req, Res> implements FusableService<Req, Res>
           return;
         }
         innerSucceeded?.(value, req, c);
-        b.record(OK, false, 0);
+        b.succeed(value);
       },
     };
   }
