@@ -73,6 +73,7 @@ export class TowerlineError extends Error {
    * ordinary prototype check.
    */
   static override [Symbol.hasInstance](value: unknown): boolean {
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the class `instanceof` was asked about
     if (this !== TowerlineError) return Function.prototype[Symbol.hasInstance].call(this, value);
     return hasBrand(value);
   }
