@@ -30,7 +30,9 @@ export type ErrorCode =
   /** A request body is larger than allowed. */
   | 'ERR_BODY_TOO_LARGE'
   /** A value was asked for before there was one (call `start()` first). */
-  | 'ERR_NOT_READY';
+  | 'ERR_NOT_READY'
+  /** An optional dependency a feature needs is not installed; the message says which. */
+  | 'ERR_DEPENDENCY_MISSING';
 
 /** Extra, serialisable facts attached to a {@link TowerlineError}. */
 export interface TowerlineErrorDetails {
