@@ -1,5 +1,6 @@
 import {
   type CallContext,
+  callTracer,
   type FusableService,
   type FusedPath,
   fused,
@@ -83,6 +84,9 @@ const mayHaveExecuted = (error: unknown, attempts: number) =>
     { cause: error, mayHaveExecuted: true, attempts },
   );
 
+/** `towerline:reconnect:call`: every call made on a reconnect service, for spans and durations. */
+const tracer = callTracer('reconnect');
+
 const notSentByTowerline = (error: unknown) => isTowerlineError(error, 'ERR_NOT_SENT');
 
 /**
@@ -165,6 +169,16 @@ export class ReconnectService<C, Req, Res> implements FusableService<Req, Res> {
   }
 
   call(req: Req, ctx?: CallContext): Promise<Res> {
+    if (!tracer.active) return this.#enqueueOrRun(req, ctx);
+    const events = this.events;
+    return tracer.channel.tracePromise(() => this.#enqueueOrRun(req, ctx), {
+      events,
+      source: events.source,
+      request: req,
+    });
+  }
+
+  #enqueueOrRun(req: Req, ctx?: CallContext): Promise<Res> {
     if (ctx?.signal?.aborted) return Promise.reject(ctx.signal.reason);
     const conn = this.reconnector.current;
     if (conn === undefined) return this.#queue.add(req, ctx, false);
