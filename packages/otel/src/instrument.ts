@@ -15,13 +15,14 @@ type AnyEmitter = TypedEmitter<any>;
 /**
  * Something with towerline events: an emitter, an object that has one as `events` (a
  * `Reconnector`, a `RetryLayer`, a `ConfigProvider`, a `ServerTlsProvider`, a
- * `GrpcConnectivity`, a Durable Streams `StreamHandler`), or one whose `config` has one (a
- * `ClientTlsProvider`).
+ * `GrpcConnectivity`, a Durable Streams `StreamHandler`), or one whose `config` (a
+ * `ClientTlsProvider`) or `handler` (a running Durable Streams server) has one.
  */
 export type Instrumentable =
   | AnyEmitter
   | { events: AnyEmitter; state?: string }
-  | { config: { events: AnyEmitter } };
+  | { config: { events: AnyEmitter } }
+  | { handler: { events: AnyEmitter } };
 
 export interface InstrumentOptions {
   meter: Meter;
@@ -76,8 +77,12 @@ function instrumentsFor(meter: Meter, spec: SourceSpec): Made {
 const errorType = (error: unknown) => describeError(error) ?? 'unknown';
 
 function emitterOf(target: Instrumentable): AnyEmitter | undefined {
-  const t = target as { events?: AnyEmitter; config?: { events?: AnyEmitter } };
-  return t.events ?? t.config?.events ?? (target as AnyEmitter);
+  const t = target as {
+    events?: AnyEmitter;
+    config?: { events?: AnyEmitter };
+    handler?: { events?: AnyEmitter };
+  };
+  return t.events ?? t.config?.events ?? t.handler?.events ?? (target as AnyEmitter);
 }
 
 /**
