@@ -104,8 +104,12 @@ describe('ResilientRedis', () => {
       'caller gave up',
     );
     await expect(r.del('sig:a', 'sig:b', { signal: aborted })).rejects.toThrow('caller gave up');
-    await expect(r.pipeline([['GET', 'sig:k']], { signal: aborted })).rejects.toThrow('caller gave up');
-    await expect(r.multi([['INCR', 'sig:n']], { signal: aborted })).rejects.toThrow('caller gave up');
+    await expect(r.pipeline([['GET', 'sig:k']], { signal: aborted })).rejects.toThrow(
+      'caller gave up',
+    );
+    await expect(r.multi([['INCR', 'sig:n']], { signal: aborted })).rejects.toThrow(
+      'caller gave up',
+    );
     // Nothing aborted reached the server; a live signal changes nothing.
     expect(await r.get('sig:k', { signal: live })).toBeNull();
     expect(await r.set('sig:k', 'v', 'PX', 10_000, { signal: live })).toBe('OK');
