@@ -8,12 +8,12 @@ import {
   systemClock,
   TowerlineError,
   TypedEmitter,
+  untilAborted,
 } from '@towerline/core';
 import { type StreamBuilder, type SupervisedStream, superviseStream } from '@towerline/reconnect';
 import { describeParseError, parseErrorCause } from './parse-error.js';
 import { deepFreeze, invalid, notReady, problemsOf } from './provider-support.js';
 import { type StandardSchemaV1, schemaProblems } from './standard-schema.js';
-import { untilAborted } from './until-aborted.js';
 
 /** Where values come from: pushed by a stream, read on demand by `load`, or both. */
 export interface ConfigSource<Raw> {

@@ -11,6 +11,7 @@ import {
   type RequestContext,
   TowerlineError,
   TypedEmitter,
+  untilAborted,
 } from '@towerline/core';
 import { RequestQueue } from './queue.js';
 import type { Reconnector } from './reconnector.js';
@@ -213,22 +214,8 @@ export class ReconnectService<C, Req, Res> implements FusableService<Req, Res> {
     const signal = ctx?.signal;
     if (signal === undefined) return this.#call(conn, req, ctx);
     if (signal.aborted) return Promise.reject(signal.reason);
-    const sent = this.#call(conn, req, ctx);
-    return new Promise<Res>((resolve, reject) => {
-      // The reply, if it comes, is dropped: the caller has gone.
-      const onAbort = () => reject(signal.reason);
-      signal.addEventListener('abort', onAbort, { once: true });
-      sent.then(
-        (value) => {
-          signal.removeEventListener('abort', onAbort);
-          resolve(value);
-        },
-        (error: unknown) => {
-          signal.removeEventListener('abort', onAbort);
-          reject(error);
-        },
-      );
-    });
+    // The reply, if it comes, is dropped: the caller has gone.
+    return untilAborted(this.#call(conn, req, ctx), signal);
   }
 
   #failed(

@@ -1,4 +1,5 @@
-// TypeScript, moduleResolution node16, an ES module: the `import` types (.d.ts).
+// TypeScript, an ES module: the `import` types (.d.ts). Checked under moduleResolution node16
+// (ts-node16/) and bundler with a "source" custom condition that must not reach src/ (ts-bundler/).
 
 import { ConfigProvider, isConfigInvalid } from '@towerline/config';
 import { backoff, isTowerlineError, type Service, TowerlineError } from '@towerline/core';

@@ -1,5 +1,13 @@
-export /** `promise`, or the signal's reason as soon as it fires; nothing is left unhandled. */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+/**
+ * `promise`, or the signal's reason as soon as it fires, whichever comes first; a later
+ * rejection of `promise` is handled (never an unhandled rejection) and its value dropped.
+ *
+ * @example
+ * ```ts
+ * const reply = await untilAborted(slowCall(), AbortSignal.timeout(1_000));
+ * ```
+ */
+export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });
