@@ -2,8 +2,17 @@
  * The names other code relies on (issue 10, "keep these public names working"), used as that
  * code uses them, against real servers.
  */
-import { ExponentialBackoff, isTowerlineError, ServiceBuilder } from '@towerline/core';
+import {
+  CallTracer,
+  callTracer,
+  ExponentialBackoff,
+  isTowerlineError,
+  ServiceBuilder,
+  TowerlineError,
+  untilAborted,
+} from '@towerline/core';
 import { ResilientRedis, resilientRedis } from '@towerline/ioredis';
+import { callChannelName, channelName, SOURCES } from '@towerline/otel';
 import { ResilientPg, resilientPg } from '@towerline/pg';
 import { RetryLayer } from '@towerline/retry';
 import { RedisServer } from '@towerline/testing';
@@ -68,6 +77,22 @@ describe('public names', () => {
       mayHaveExecuted: true,
       cause: expect.anything(),
     });
+    await redis.close();
+  });
+
+  it('issue 13 adds: untilAborted, callTracer / CallTracer, SOURCES, channelName / callChannelName, redis commands with a trailing context', async () => {
+    const reason = new Error('gone');
+    await expect(untilAborted(new Promise(() => {}), AbortSignal.abort(reason))).rejects.toBe(
+      reason,
+    );
+    expect(callTracer('retry')).toBeInstanceOf(CallTracer);
+    expect(callTracer('retry').name).toBe(callChannelName('retry'));
+    expect(channelName('durable-streams', 'shed')).toBe('towerline:durable-streams:shed');
+    expect(SOURCES.map((s) => s.component)).toContain('tls');
+    expect(new TowerlineError('ERR_DEPENDENCY_MISSING', 'x').code).toBe('ERR_DEPENDENCY_MISSING');
+    const redis = resilientRedis({ port: server.port });
+    expect(await redis.set('ctx', 'v', { signal: new AbortController().signal })).toBe('OK');
+    expect(await redis.get('ctx', { signal: new AbortController().signal })).toBe('v');
     await redis.close();
   });
 });

@@ -67,6 +67,7 @@ export {
   type RunningServer,
   startDurableStreamsServer,
 } from './server/server.js';
+export type { ShedReason, StreamServerEvents } from './server/transport/events.js';
 export {
   type HandlerLogger,
   StreamHandler,

@@ -20,6 +20,7 @@ import {
   type ReadRequest,
 } from '../protocol/requests.js';
 import { BodyMeter, drain, readBody } from './body.js';
+import { type ShedReason, streamServerEvents } from './events.js';
 import { LiveReads } from './live.js';
 import type { HandlerLogger, StreamHandlerOptions } from './options.js';
 import { OverloadGuard } from './overload.js';
@@ -33,6 +34,8 @@ export class StreamHandler {
   readonly basePath: string;
   readonly engine: Engine;
   readonly overload: OverloadGuard;
+  /** `request`, `shed` and `failed`; `instrument()` of `@towerline/otel` turns them into metrics. */
+  readonly events = streamServerEvents();
   readonly #responder: Responder;
   readonly #reads: ReadCache;
   readonly #live: LiveReads;
@@ -106,6 +109,7 @@ export class StreamHandler {
     const q = raw.indexOf('?');
     const path = q === -1 ? raw : raw.slice(0, q);
     if (path !== this.basePath && !path.startsWith(`${this.basePath}/`)) return false;
+    if (this.events.observed('request')) this.#observe(req, res);
     try {
       const out = this.#route(
         req,
@@ -130,7 +134,7 @@ export class StreamHandler {
     if (method === 'OPTIONS')
       return drain(req, () => this.#responder.send(res, 204, this.#responder.preflight));
     const busy = this.overload.admit();
-    if (busy) return this.#shed(res, busy);
+    if (busy) return this.#shed(res, busy, 'event_loop_lag');
     if (key === '/') return this.#refuse(req, res, problem(404, 'no stream path'));
     // A soft-deleted stream (deleted, still read by its forks) is gone for its own clients.
     if (method !== 'PUT' && this.engine.live(key)?.softDeleted)
@@ -153,8 +157,22 @@ export class StreamHandler {
     }
   }
 
+  /** Reports the request's outcome and duration once its response is done or abandoned. */
+  #observe(req: IncomingMessage, res: ServerResponse): void {
+    const started = performance.now();
+    res.once('close', () =>
+      this.events.emit('request', {
+        method: req.method ?? 'GET',
+        status: res.statusCode,
+        durationMs: performance.now() - started,
+        completed: res.writableFinished,
+      }),
+    );
+  }
+
   /** Sheds a request under overload at once, closing the connection rather than reading on. */
-  #shed(res: ServerResponse, p: Problem): void {
+  #shed(res: ServerResponse, p: Problem, reason: ShedReason): void {
+    this.events.emit('shed', { reason, status: p.status });
     this.#responder.problem(res, { ...p, headers: p.headers.concat('connection', 'close') });
   }
 
@@ -165,6 +183,9 @@ export class StreamHandler {
 
   #fail(res: ServerResponse, error: unknown): void {
     const storage = error instanceof StorageError;
+    this.events.emit('failed', {
+      errorType: storage ? error.code : ((error as Error)?.name ?? 'Error'),
+    });
     this.#logger?.error(
       {
         'error.type': storage ? error.code : (error as Error)?.name,
@@ -204,7 +225,7 @@ export class StreamHandler {
     }
     const full = this.overload.admitBytes(Number(req.headers['content-length']) || 0);
     if (full) {
-      this.#shed(res, full);
+      this.#shed(res, full, 'memory');
       return;
     }
     const limit = this.#limits.maxStreamBytes ?? Number.POSITIVE_INFINITY;
@@ -286,7 +307,10 @@ export class StreamHandler {
     const position = r.offset === 'now' ? stream.visibleTail : r.offset;
     if (r.live !== undefined) {
       const busy = this.overload.admitLive();
-      if (busy) return this.#responder.problem(res, busy);
+      if (busy) {
+        this.events.emit('shed', { reason: 'live_connections', status: busy.status });
+        return this.#responder.problem(res, busy);
+      }
     }
     if (r.live === 'sse') return this.#live.sse(res, stream, position, r.cursor);
     const cursor = r.live === 'long-poll' && !stream.visibleClosed ? this.#cursor(r) : undefined;
