@@ -2,18 +2,37 @@
  * The names other code relies on (issue 10, "keep these public names working"), used as that
  * code uses them, against real servers.
  */
+import { RateLimitLayer as ConfigRateLimitLayer, rateLimitSource } from '@towerline/config';
 import {
   CallTracer,
   callTracer,
   ExponentialBackoff,
   isTowerlineError,
   ServiceBuilder,
+  serviceFn,
   TowerlineError,
   untilAborted,
 } from '@towerline/core';
 import { ResilientRedis, resilientRedis } from '@towerline/ioredis';
 import { callChannelName, channelName, SOURCES } from '@towerline/otel';
 import { ResilientPg, resilientPg } from '@towerline/pg';
+import {
+  AimdLimit,
+  breakerStep,
+  CircuitBreakerLayer,
+  ConcurrencyLimitLayer,
+  closedState,
+  FallbackLayer,
+  Gcra,
+  Gradient2Limit,
+  HedgeLayer,
+  LoadShedLayer,
+  type RateLimiter,
+  RateLimitLayer,
+  TimeoutLayer,
+  TokenBucket,
+  VegasLimit,
+} from '@towerline/policies';
 import { RetryLayer } from '@towerline/retry';
 import { RedisServer } from '@towerline/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -94,5 +113,42 @@ describe('public names', () => {
     expect(await redis.set('ctx', 'v', { signal: new AbortController().signal })).toBe('OK');
     expect(await redis.get('ctx', { signal: new AbortController().signal })).toBe('v');
     await redis.close();
+  });
+
+  it('the policies (issue 14) and the config rate limit they took over, used as a pipeline', async () => {
+    const breaker = new CircuitBreakerLayer({ halfOpenProbes: 1, probeGate: () => true });
+    const seen: string[] = [];
+    breaker.on('stateChange', ({ from, to }) => seen.push(`${from}>${to}`));
+    breaker.on('outcome', ({ ok, durationMs }) => seen.push(`${ok}:${durationMs >= 0}`));
+    const limiter: RateLimiter = new TokenBucket({ rate: 1_000, burst: 10 });
+    const stack = new ServiceBuilder()
+      .layer(new FallbackLayer<number, number>({ fallback: () => -1 }))
+      .layer(new TimeoutLayer({ ms: 1_000 }))
+      .layer(new RetryLayer({ maxAttempts: 2 }))
+      .layer(breaker)
+      .layer(new TimeoutLayer({ ms: 500, mode: 'optimistic' }))
+      .layer(new HedgeLayer({ delayMs: 100 }))
+      .layer(new RateLimitLayer({ limiter, maxWaitMs: 10 }))
+      .layer(new LoadShedLayer())
+      .layer(new ConcurrencyLimitLayer({ limit: new VegasLimit(), queue: 4 }))
+      .service(serviceFn(async (n: number) => n * 2));
+    expect(await stack.call(21)).toBe(42);
+    expect(seen).toEqual(['true:true']);
+    expect(breaker.state).toBe('closed');
+    breaker.isolate();
+    expect(await stack.call(1)).toBe(-1);
+    breaker.reset();
+    expect(new Gcra({ rate: 1, burst: 1 }).acquire(1, 'k')).toBe(0);
+    expect(new AimdLimit().limit).toBe(20);
+    expect(new Gradient2Limit().limit).toBe(20);
+    expect(
+      breakerStep(closedState, { type: 'isolate' }, { now: 0, halfOpenProbes: 1, openMs: () => 0 })
+        .state.kind,
+    ).toBe('isolated');
+    // Seed 003's config-driven limit: the same token bucket, its limits read from the config.
+    const old = new ConfigRateLimitLayer({ requestsPerSecond: 1, burst: 1 });
+    expect(old.tryAcquire()).toBe(0);
+    expect(old.tryAcquire()).toBeGreaterThan(0);
+    expect(rateLimitSource({ requestsPerSecond: 5, burst: 2 })()).toEqual({ rate: 5, burst: 2 });
   });
 });

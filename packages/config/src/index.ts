@@ -20,6 +20,7 @@ export {
   type RateLimitConfig,
   RateLimitLayer,
   rateLimitProblems,
+  rateLimitSource,
   readBodyLimited,
 } from './rate-limit.js';
 export type {

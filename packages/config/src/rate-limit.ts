@@ -1,12 +1,15 @@
 import {
-  type CallContext,
   type Clock,
   invalidArgument,
   type Service,
   type ServiceLayer,
-  systemClock,
   TowerlineError,
 } from '@towerline/core';
+import {
+  RateLimitLayer as PolicyRateLimitLayer,
+  type RateLimits,
+  TokenBucket,
+} from '@towerline/policies';
 
 /** Seed 003's `RateLimitConfig`. Both fields are integers > 0. */
 export interface RateLimitConfig {
@@ -30,32 +33,58 @@ export function rateLimitProblems(
 }
 
 /**
- * A token bucket whose rate and burst are read on every call — pass `() => config.get().rateLimit`
- * and a reload takes effect on the next request. Refusals are `ERR_RATE_LIMITED` with
- * `retryAfterMs`, which a `RetryLayer`'s `delayFromError` can return as it is.
+ * Seed 003's limits as a source for `@towerline/policies`' limiters: `{ rate, burst }` read
+ * from `limits` on every acquisition, so that `() => config.get().rateLimit` follows reloads.
+ * An invalid value read at call time fails the call with `ERR_CONFIG_INVALID`.
  *
  * @example
  * ```ts
- * const limit = new RateLimitLayer(() => config.get().rateLimit);
- * const svc = new ServiceBuilder()
- *   .layer(new RetryLayer({ delayFromError: (e) => (e as TowerlineError).retryAfterMs }))
- *   .layer(limit)
- *   .service(handler);
+ * const limit = new RateLimitLayer({
+ *   limiter: new TokenBucket(rateLimitSource(() => config.get().rateLimit)),
+ *   maxWaitMs: 100,
+ * });
  * ```
  */
+export function rateLimitSource(
+  limits: RateLimitConfig | (() => RateLimitConfig),
+): () => RateLimits {
+  if (typeof limits !== 'function') {
+    const problems = rateLimitProblems(limits);
+    if (problems.length) invalidArgument('limits', problems.join('; '));
+  }
+  const read = typeof limits === 'function' ? limits : () => limits;
+  return () => {
+    const config = read();
+    const { requestsPerSecond, burst } = config ?? ({} as RateLimitConfig);
+    if (!(requestsPerSecond > 0) || !(burst > 0)) {
+      throw new TowerlineError(
+        'ERR_CONFIG_INVALID',
+        'rate limit needs requestsPerSecond > 0 and burst > 0',
+        { problems: rateLimitProblems({ requestsPerSecond, burst }) },
+      );
+    }
+    return { rate: requestsPerSecond, burst };
+  };
+}
+
+/**
+ * The config-driven rate limit of seed 003: `@towerline/policies`' `RateLimitLayer` over a
+ * `TokenBucket` reading seed 003's limits (see {@link rateLimitSource}). Refusals are
+ * `ERR_RATE_LIMITED` with `retryAfterMs`, which a `RetryLayer`'s `delayFromError` can return as
+ * it is.
+ *
+ * @deprecated Use `RateLimitLayer` from `@towerline/policies` with
+ * `new TokenBucket(rateLimitSource(() => config.get().rateLimit))`: the same limiter, plus
+ * waiting (`maxWaitMs`), keys, permits per request and fleet-wide limiters. Kept as a thin
+ * alias; it will go in the next major version.
+ */
 export class RateLimitLayer implements ServiceLayer {
-  readonly #limits: () => RateLimitConfig;
-  readonly #clock: Clock;
-  #tokens: number | undefined;
-  #last = 0;
+  readonly #bucket: TokenBucket;
+  readonly #layer: PolicyRateLimitLayer;
 
   constructor(limits: RateLimitConfig | (() => RateLimitConfig), options: { clock?: Clock } = {}) {
-    if (typeof limits !== 'function') {
-      const problems = rateLimitProblems(limits);
-      if (problems.length) invalidArgument('limits', problems.join('; '));
-    }
-    this.#limits = typeof limits === 'function' ? limits : () => limits;
-    this.#clock = options.clock ?? systemClock;
+    this.#bucket = new TokenBucket(rateLimitSource(limits), options);
+    this.#layer = new PolicyRateLimitLayer({ limiter: this.#bucket });
   }
 
   /**
@@ -63,44 +92,11 @@ export class RateLimitLayer implements ServiceLayer {
    * Shared by every service this layer wraps.
    */
   tryAcquire(): number {
-    const { requestsPerSecond: rps, burst } = this.#limits();
-    if (!(rps > 0) || !(burst > 0)) {
-      throw new TowerlineError(
-        'ERR_CONFIG_INVALID',
-        'rate limit needs requestsPerSecond > 0 and burst > 0',
-        {
-          problems: rateLimitProblems({ requestsPerSecond: rps, burst }),
-        },
-      );
-    }
-    const now = this.#clock.now();
-    // A shrunken burst after a reload caps the bucket at once.
-    const tokens = Math.min(
-      burst,
-      this.#tokens === undefined ? burst : this.#tokens + ((now - this.#last) * rps) / 1000,
-    );
-    this.#last = now;
-    if (tokens >= 1) {
-      this.#tokens = tokens - 1;
-      return 0;
-    }
-    this.#tokens = tokens;
-    return Math.ceil(((1 - tokens) * 1000) / rps);
+    return this.#bucket.acquire(1, undefined);
   }
 
   wrap<Req, Res>(inner: Service<Req, Res>): Service<Req, Res> {
-    return {
-      call: (req: Req, ctx?: CallContext) => {
-        const wait = this.tryAcquire();
-        if (wait === 0) return inner.call(req, ctx);
-        return Promise.reject(
-          new TowerlineError('ERR_RATE_LIMITED', `rate limited; retry in ${wait} ms`, {
-            retryAfterMs: wait,
-          }),
-        );
-      },
-      close: () => inner.close?.() ?? Promise.resolve(),
-    };
+    return this.#layer.wrap(inner);
   }
 }
 

@@ -63,8 +63,28 @@ const BRAND = Symbol.for('towerline.RequestContext');
  * console.log(ctx.attempts, ctx.mayHaveExecuted);
  * ```
  */
+/**
+ * A signal a layer puts on a request's context without making it yet (a timeout's, which only
+ * needs to exist once somebody listens): made from the signal in force when first read.
+ * @internal
+ */
+export interface SignalLink {
+  /** A signal that aborts when `parent` does, or when this link's own cause fires. */
+  link(parent: AbortSignal | undefined): AbortSignal;
+  /** True once this link's own cause has fired (the deadline passed). */
+  readonly expired: boolean;
+}
+
 export class RequestContext implements CallContext {
-  signal: AbortSignal | undefined;
+  /**
+   * The signal made so far, and one linked in but not made yet (a timeout's: it exists only
+   * once somebody listens). Plain properties rather than `#private` ones: on this hot path (a
+   * context per request) private fields and methods measurably slow construction.
+   * @internal
+   */
+  _signal: AbortSignal | undefined;
+  /** @internal */
+  _link: SignalLink | undefined = undefined;
   deadline: number | undefined;
   idempotent: boolean | undefined;
   /** Attempts started so far for this request, by any layer (1 once a layer has it). */
@@ -94,9 +114,49 @@ export class RequestContext implements CallContext {
   wire: number | undefined = undefined;
 
   constructor(init?: CallContext) {
-    this.signal = init?.signal;
+    this._signal = init?.signal;
     this.deadline = init?.deadline;
     this.idempotent = init?.idempotent;
+  }
+
+  /** Aborts the call, any wait inside it, and any retry after it (see {@link CallContext.signal}). */
+  get signal(): AbortSignal | undefined {
+    const link = this._link;
+    if (link !== undefined) {
+      this._link = undefined;
+      this._signal = link.link(this._signal);
+    }
+    return this._signal;
+  }
+
+  set signal(signal: AbortSignal | undefined) {
+    this._link = undefined;
+    this._signal = signal;
+  }
+
+  /**
+   * Makes `ctx.signal` abort also when `link` says, from the next read on; nothing is made
+   * until somebody reads it. Links stack (an attempt timeout inside a total timeout). A layer
+   * that starts attempts saves `signal` and `deadline` before each and puts them back after,
+   * so that an attempt's link ends with it.
+   * @internal
+   */
+  linkSignal(link: SignalLink): void {
+    const outer = this._link;
+    this._link =
+      outer === undefined
+        ? link
+        : {
+            link: (parent) => link.link(outer.link(parent)),
+            get expired() {
+              return link.expired || outer.expired;
+            },
+          };
+  }
+
+  /** Whether the signal has fired, without making a linked signal nobody has read yet. */
+  get aborted(): boolean {
+    return this._signal?.aborted === true || this._link?.expired === true;
   }
 
   /** `ctx` itself when it already is a request context (from any copy of this package), else a new one from it. */
@@ -136,6 +196,8 @@ export function isRequestContext(ctx: unknown): ctx is RequestContext {
  * reaches the wire.
  */
 export function abortedBeforeStart(ctx: CallContext | undefined): Promise<never> | undefined {
-  const signal = ctx?.signal;
+  if (ctx === undefined) return undefined;
+  if (isRequestContext(ctx) && !ctx.aborted) return undefined;
+  const signal = ctx.signal;
   return signal?.aborted ? Promise.reject(signal.reason) : undefined;
 }

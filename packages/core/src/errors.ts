@@ -27,6 +27,12 @@ export type ErrorCode =
   | 'ERR_CONFIG_INVALID'
   /** A rate limit refused the request; see `retryAfterMs`. */
   | 'ERR_RATE_LIMITED'
+  /** A circuit breaker is open (or isolated) and refused the request; `retryAfterMs` is the time until its next probe. */
+  | 'ERR_CIRCUIT_OPEN'
+  /** A concurrency limit was reached and the request could not wait (queue full or wait too long). */
+  | 'ERR_CONCURRENCY_LIMIT'
+  /** The service below is saturated and a load shedder refused the request at once. */
+  | 'ERR_OVERLOADED'
   /** A request body is larger than allowed. */
   | 'ERR_BODY_TOO_LARGE'
   /** A value was asked for before there was one (call `start()` first). */

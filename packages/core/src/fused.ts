@@ -19,6 +19,31 @@ export interface FusedPath<Req, Res> {
   start(req: Req, ctx: RequestContext): Promise<Res>;
   /** This layer's handling of a rejection of the promise `start` returned. */
   recover(error: unknown, req: Req, ctx: RequestContext): Promise<Res>;
+  /**
+   * This layer's observation of a fulfilment of the promise `start` returned (a breaker counts
+   * a success, a metric records it), when it has one. Called by the layer that attached the
+   * reaction, before it hands the value on; it must not throw. A fusable layer passes its inner
+   * path's `succeeded` on (calling it first), so that observers stacked on one another still
+   * share one reaction: `call` behaves as
+   * `start(req, c).then((v) => (succeeded?.(v, req, c), v), (e) => recover(e, req, c))`.
+   */
+  succeeded?(value: Res, req: Req, ctx: RequestContext): void;
+}
+
+/**
+ * Chains two `succeeded` observers, inner first; undefined when neither exists (so that the
+ * layer attaching the reaction can skip the fulfilment handler altogether).
+ */
+export function chainSucceeded<Req, Res>(
+  inner: FusedPath<Req, Res>['succeeded'],
+  own: FusedPath<Req, Res>['succeeded'],
+): FusedPath<Req, Res>['succeeded'] {
+  if (inner === undefined) return own;
+  if (own === undefined) return inner;
+  return (value, req, ctx) => {
+    inner(value, req, ctx);
+    own(value, req, ctx);
+  };
 }
 
 /**
@@ -75,5 +100,14 @@ export function attemptThrough<Req, Res>(
   } catch (error) {
     return path.recover(error, req, ctx);
   }
-  return started.then(undefined, (error: unknown) => path.recover(error, req, ctx));
+  const succeeded = path.succeeded;
+  return started.then(
+    succeeded === undefined
+      ? undefined
+      : (value: Res) => {
+          succeeded(value, req, ctx);
+          return value;
+        },
+    (error: unknown) => path.recover(error, req, ctx),
+  );
 }

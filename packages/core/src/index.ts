@@ -33,6 +33,7 @@ export {
   isRequestContext,
   type Readiness,
   RequestContext,
+  type SignalLink,
 } from './context.js';
 export {
   describeError,
@@ -57,6 +58,7 @@ export {
 export { describeFileError } from './file-errors.js';
 export {
   attemptThrough,
+  chainSucceeded,
   contextual,
   type FusableService,
   type FusedPath,

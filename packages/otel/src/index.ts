@@ -3,7 +3,9 @@
  *
  * `instrument(x, { meter })` subscribes to the events of a `Reconnector`, a `ReconnectService`,
  * a `SupervisedStream`, a `RetryLayer`, a `ConfigProvider`, a `ServerTlsProvider` or
- * `ClientTlsProvider`, a `GrpcConnectivity` or a Durable Streams `StreamHandler`, and records
+ * `ClientTlsProvider`, a `GrpcConnectivity`, a Durable Streams `StreamHandler` or a layer of
+ * `@towerline/policies` (timeout, breaker, concurrency, hedge, fallback, rate limit, load shed),
+ * and records
  * counters (with OpenTelemetry units), histograms in seconds, a call-duration histogram per
  * layer and a state gauge, with bounded attribute values. Each source is one declarative
  * {@link SourceSpec} ({@link SOURCES}); a new one is one more entry.
@@ -26,10 +28,33 @@ export {
   SOURCES,
   tlsSource,
 } from './sources.js';
+export {
+  breakerSource,
+  concurrencySource,
+  fallbackSource,
+  hedgeSource,
+  loadShedSource,
+  POLICY_SOURCES,
+  rateLimitSource,
+  timeoutSource,
+} from './policy-sources.js';
 export type { InstrumentSpec, Recorder, SourceSpec } from './spec.js';
 
 /** The towerline packages that publish events. */
-export type EventPackage = 'reconnect' | 'retry' | 'config' | 'tls' | 'grpc' | 'durable-streams';
+export type EventPackage =
+  | 'reconnect'
+  | 'retry'
+  | 'config'
+  | 'tls'
+  | 'grpc'
+  | 'durable-streams'
+  | 'timeout'
+  | 'breaker'
+  | 'concurrency'
+  | 'hedge'
+  | 'fallback'
+  | 'rate-limit'
+  | 'load-shed';
 
 /** The diagnostics channel an event is published on: `towerline:<package>:<event>`. */
 export function channelName(pkg: EventPackage, event: string): string {

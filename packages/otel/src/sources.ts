@@ -1,3 +1,4 @@
+import { POLICY_SOURCES } from './policy-sources.js';
 import type { InstrumentSpec, SourceSpec } from './spec.js';
 
 const counter = (name: string, unit: string, description: string): InstrumentSpec => ({
@@ -276,4 +277,5 @@ export const SOURCES: readonly SourceSpec[] = [
   tlsSource,
   grpcSource,
   durableStreamsSource,
+  ...POLICY_SOURCES,
 ];

@@ -8,6 +8,7 @@ import {
 import { ConfigProvider } from '@towerline/config';
 import { backoff, serviceFn, VirtualClock } from '@towerline/core';
 import { channelName, instrument } from '@towerline/otel';
+import { CircuitBreakerLayer, TimeoutLayer } from '@towerline/policies';
 import { ReconnectLayer, Reconnector } from '@towerline/reconnect';
 import { RetryLayer } from '@towerline/retry';
 import { describe, expect, it } from 'vitest';
@@ -143,5 +144,38 @@ describe('instrument()', () => {
     } finally {
       unsubscribe(channelName('config', 'updated'), listener);
     }
+  });
+
+  it('counts the policies’ events: breaker state changes and refusals, timeouts', async () => {
+    const reader = new InMemoryReader();
+    const meter = new MeterProvider({ readers: [reader] }).getMeter('test');
+    const clock = new VirtualClock();
+    const breaker = new CircuitBreakerLayer({
+      policy: { kind: 'consecutive', threshold: 1 },
+      clock,
+    });
+    const timeout = new TimeoutLayer({ ms: 10, clock });
+    using _b = instrument(breaker, { meter });
+    using _t = instrument(timeout, { meter });
+    const svc = breaker.wrap(timeout.wrap({ call: () => new Promise<never>(() => {}) }));
+    const first = svc.call(1).catch((e: unknown) => e);
+    await clock.advance(10);
+    expect(await first).toMatchObject({ code: 'ERR_TIMEOUT' });
+    await expect(svc.call(1)).rejects.toMatchObject({ code: 'ERR_CIRCUIT_OPEN' });
+    const { points, sum } = await collect(reader);
+    expect(sum('towerline.policy.events')).toBe(3);
+    const byEvent = (points.get('towerline.policy.events') ?? []).map((p) => [
+      p.attributes['towerline.policy'],
+      p.attributes['towerline.event'],
+      p.value,
+    ]);
+    expect(byEvent).toEqual(
+      expect.arrayContaining([
+        ['timeout', 'timeout', 1],
+        ['breaker', 'stateChange', 1],
+        ['breaker', 'rejected', 1],
+      ]),
+    );
+    expect(channelName('breaker', 'stateChange')).toBe('towerline:breaker:stateChange');
   });
 });

@@ -84,6 +84,8 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
           ? this.#retry(error, req, c)
           : path.recover(error, req, c).then(undefined, (e: unknown) => this.#retry(e, req, c)),
     };
+    // Observers below (a breaker) see each attempt's success in the reaction of whichever layer attaches it.
+    if (path?.succeeded !== undefined) this[fused].succeeded = path.succeeded;
   }
 
   /** Events of the layer this service came from. */
@@ -119,21 +121,36 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
       // A towerline layer below reads and writes the context: share one from the start.
       const c = RequestContext.from(ctx);
       this.#enter(c);
+      // What an attempt-scoped layer below (an attempt timeout) sets is undone before the next attempt.
+      const deadline = c.deadline;
+      const signal = c.signal;
       let first: Promise<Res>;
       try {
         first = path.start(req, c);
       } catch (error) {
-        return path.recover(error, req, c).then(undefined, (e: unknown) => this.#retry(e, req, c));
+        return path
+          .recover(error, req, c)
+          .then(undefined, (e: unknown) => this.#retry(e, req, c, true, deadline, signal));
       }
-      return first.then(undefined, (error: unknown) =>
-        path.recover(error, req, c).then(undefined, (e: unknown) => this.#retry(e, req, c)),
+      const succeeded = path.succeeded;
+      return first.then(
+        succeeded === undefined
+          ? undefined
+          : (value: Res) => {
+              succeeded(value, req, c);
+              return value;
+            },
+        (error: unknown) =>
+          path
+            .recover(error, req, c)
+            .then(undefined, (e: unknown) => this.#retry(e, req, c, true, deadline, signal)),
       );
     }
     if (ctx?.signal?.aborted) return Promise.reject(ctx.signal.reason);
     if (this.#eager || isRequestContext(ctx)) {
       const c = RequestContext.from(ctx);
       this.#enter(c);
-      return this.#first(req, c, c);
+      return this.#first(req, c, c, c.deadline, c.signal);
     }
     // A plain service below: nothing there shares a context, so none is made unless it fails.
     this.#policy.budget?.deposit();
@@ -141,15 +158,25 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
   }
 
   /** Attempt 1 on a service with no fused path; `c` is the shared context, if there is one yet. */
-  #first(req: Req, ctx: CallContext | undefined, c: RequestContext | undefined): Promise<Res> {
+  #first(
+    req: Req,
+    ctx: CallContext | undefined,
+    c: RequestContext | undefined,
+    deadline?: number,
+    signal?: AbortSignal,
+  ): Promise<Res> {
     let first: Promise<Res>;
     try {
       first = this.#inner.call(req, ctx);
     } catch (error) {
-      return this.#retry(error, req, c ?? this.#contextAfter(error, ctx));
+      return c === undefined
+        ? this.#retry(error, req, this.#contextAfter(error, ctx))
+        : this.#retry(error, req, c, true, deadline, signal);
     }
     return first.then(undefined, (error: unknown) =>
-      this.#retry(error, req, c ?? this.#contextAfter(error, ctx)),
+      c === undefined
+        ? this.#retry(error, req, this.#contextAfter(error, ctx))
+        : this.#retry(error, req, c, true, deadline, signal),
     );
   }
 
@@ -188,9 +215,25 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
   }
 
   /** Attempt `c.attempts` failed with `error`: repeat while it is safe, allowed and useful. */
-  async #retry(error: unknown, req: Req, c: RequestContext): Promise<Res> {
+  /**
+   * `saved`: the deadline and signal in force before the first attempt, put back before each
+   * verdict so that an attempt timeout's end with its attempt (not known on the fused path,
+   * where the layer above started the attempt).
+   */
+  async #retry(
+    error: unknown,
+    req: Req,
+    c: RequestContext,
+    saved = false,
+    deadline?: number,
+    signal?: AbortSignal,
+  ): Promise<Res> {
     const policy = this.#policy;
     for (;;) {
+      if (saved) {
+        c.deadline = deadline;
+        c.signal = signal;
+      }
       const delayMs = this.#verdict(error, c);
       const event: RetryEvent = { attempt: c.attempts, delayMs, error };
       policy.events.emit('retry', event);

@@ -1,0 +1,410 @@
+import {
+  abortedBeforeStart,
+  attemptThrough,
+  type CallContext,
+  type Clock,
+  FixedInterval,
+  type FusableService,
+  type FusedPath,
+  fused,
+  fusedPathOf,
+  type IntervalFunction,
+  invalidArgument,
+  isAbortError,
+  isRequestContext,
+  RequestContext,
+  type Service,
+  type ServiceLayer,
+  systemClock,
+  TowerlineError,
+  type TypedEmitter,
+} from '@towerline/core';
+import {
+  type BreakerEffect,
+  type BreakerEvent,
+  type BreakerState,
+  type BreakerStateName,
+  breakerStep,
+  closedState,
+} from './breaker-machine.js';
+import { type BreakerPolicy, type FailureWindow, failureWindow } from './breaker-window.js';
+import { ObservedEmitter } from './observed-emitter.js';
+
+/** Events of a {@link CircuitBreakerLayer}. */
+export type BreakerEvents = {
+  stateChange: { from: BreakerStateName; to: BreakerStateName };
+  /** A call was refused with `ERR_CIRCUIT_OPEN`. */
+  rejected: { state: BreakerStateName; retryAfterMs: number };
+  /** A counted call finished (emitted only while someone listens: timing it costs a clock read). */
+  outcome: { ok: boolean; durationMs: number };
+};
+
+export interface CircuitBreakerOptions {
+  /** When to open. Default: 5 consecutive failures. */
+  policy?: BreakerPolicy;
+  /** Probes half-open lets through, all of which must succeed to close; default 1. */
+  halfOpenProbes?: number;
+  /**
+   * How long it stays open before the first probe, in ms, or a backoff over consecutive
+   * openings (`next(opens)`); default 10 000 ms.
+   */
+  openMs?: number | IntervalFunction;
+  /**
+   * Whether an error counts as a failure; default every error but the caller's own abort (an
+   * `AbortError` while the call's signal is aborted), which counts as nothing.
+   */
+  isFailure?: (error: unknown) => boolean;
+  /**
+   * Asked before a half-open probe is let through (fleet-wide breaker state: one probe across
+   * every process). False: the call is refused with `ERR_CIRCUIT_OPEN` as if open.
+   */
+  probeGate?: () => boolean | Promise<boolean>;
+  clock?: Clock;
+  name?: string;
+}
+
+/** Outcome classes: a failure, a success, or neither (the caller aborted). */
+const OK = 0;
+const FAILED = 1;
+const IGNORED = 2;
+
+/**
+ * A circuit breaker (resilience4j's count and time windows, cockatiel's consecutive breaker) as
+ * a layer: every service it wraps shares its state. Refusals are `ERR_CIRCUIT_OPEN` with
+ * `retryAfterMs`, the time until the next probe may pass.
+ *
+ * The state lives in a pure step function ({@link breakerStep}); the closed state's happy path
+ * skips it (a success in a closed breaker changes nothing but the window) and costs one
+ * promise reaction, or none of its own when a fusing layer above (a retry) attaches one.
+ *
+ * @example
+ * ```ts
+ * const breaker = new CircuitBreakerLayer({
+ *   policy: { kind: 'count', size: 20, failureRateThreshold: 0.5 },
+ *   halfOpenProbes: 2,
+ *   openMs: 5_000,
+ * });
+ * breaker.on('stateChange', ({ from, to }) => log.warn({ from, to }, 'breaker'));
+ * const svc = breaker.wrap(http);
+ * ```
+ */
+export class CircuitBreakerLayer implements ServiceLayer {
+  readonly events: TypedEmitter<BreakerEvents>;
+  readonly #window: FailureWindow;
+  readonly #clock: Clock;
+  readonly #probes: number;
+  readonly #openMs: IntervalFunction;
+  readonly #isFailure: ((error: unknown) => boolean) | undefined;
+  readonly #gate: (() => boolean | Promise<boolean>) | undefined;
+  readonly #windowNeedsNow: boolean;
+  #state: BreakerState = closedState;
+  /** Closed and nothing to time: the happy path needs no step and no clock. */
+  fast = true;
+  /** Calls need their duration (slow-call threshold, or an `outcome` listener). */
+  timed = false;
+  #outcomeListened = false;
+
+  constructor(options: CircuitBreakerOptions = {}) {
+    this.#window = failureWindow(options.policy ?? { kind: 'consecutive', threshold: 5 });
+    this.#windowNeedsNow = options.policy?.kind === 'time';
+    this.#clock = options.clock ?? systemClock;
+    const probes = options.halfOpenProbes ?? 1;
+    if (!(Number.isInteger(probes) && probes >= 1)) {
+      invalidArgument('halfOpenProbes', `expected an integer >= 1, got ${probes}`);
+    }
+    this.#probes = probes;
+    const openMs = options.openMs ?? 10_000;
+    if (typeof openMs === 'number' && !(openMs >= 0)) {
+      invalidArgument('openMs', `expected >= 0, got ${openMs}`);
+    }
+    this.#openMs = typeof openMs === 'number' ? new FixedInterval(openMs) : openMs;
+    this.#isFailure = options.isFailure;
+    this.#gate = options.probeGate;
+    this.events = new ObservedEmitter<BreakerEvents>(
+      { channel: 'towerline:breaker', source: options.name ?? 'breaker' },
+      () => this.#refresh(),
+    );
+    this.#refresh();
+  }
+
+  /** The current state: `closed`, `open`, `halfOpen` or `isolated`. */
+  get state(): BreakerStateName {
+    const s = this.#state;
+    // An open breaker whose time is up reports halfOpen only once a probe is let through.
+    return s.kind;
+  }
+
+  /** Subscribes to an event; same as `events.on`. */
+  on<K extends keyof BreakerEvents & string>(
+    event: K,
+    listener: (payload: BreakerEvents[K]) => void,
+  ): this {
+    this.events.on(event, listener);
+    return this;
+  }
+
+  /** Holds the breaker open (refusing everything) until {@link reset}. */
+  isolate(): void {
+    this.#step({ type: 'isolate' });
+  }
+
+  /** Closes the breaker and forgets the counts. */
+  reset(): void {
+    this.#step({ type: 'reset' });
+  }
+
+  wrap<Req, Res>(inner: Service<Req, Res>): CircuitBreakerService<Req, Res> {
+    return new CircuitBreakerService(inner, this);
+  }
+
+  #refresh(): void {
+    this.#outcomeListened = this.events.listenerCount('outcome') > 0;
+    this.timed = this.#window.timed || this.#outcomeListened;
+    this.fast = this.#state.kind === 'closed' && !this.timed;
+  }
+
+  #step(event: BreakerEvent): BreakerEffect[] {
+    const now = this.#clock.now();
+    const { state, effects } = breakerStep(this.#state, event, {
+      now,
+      halfOpenProbes: this.#probes,
+      openMs: (opens) => this.#openMs.next(opens),
+    });
+    this.#state = state;
+    for (const effect of effects) {
+      if (effect.type === 'resetWindow') this.#window.reset();
+      else if (effect.type === 'stateChange') {
+        this.#refresh();
+        this.events.emit('stateChange', { from: effect.from, to: effect.to });
+      }
+    }
+    return effects;
+  }
+
+  /** @internal The class of `error` for the window. */
+  classify(error: unknown, ctx: CallContext | undefined): number {
+    if (this.#isFailure !== undefined) return this.#isFailure(error) ? FAILED : OK;
+    return isAbortError(error) && ctx?.signal?.aborted ? IGNORED : FAILED;
+  }
+
+  /** @internal Counts one outcome of a call admitted as `probe`. */
+  record(kind: number, probe: boolean, durationMs: number): void {
+    if (kind === IGNORED) {
+      if (probe) this.#step({ type: 'probeDenied' });
+      return;
+    }
+    const ok = kind === OK;
+    if (this.#outcomeListened) this.events.emit('outcome', { ok, durationMs });
+    const now = this.#windowNeedsNow ? this.#clock.now() : 0;
+    const tripped = this.#window.record(ok, durationMs, now);
+    if (tripped || this.#state.kind !== 'closed') {
+      this.#step({ type: 'outcome', ok, probe, tripped });
+    }
+  }
+
+  /** @internal A success on the fast path. */
+  readonly succeed = <T>(value: T): T => {
+    if (this.fast) {
+      // Closed and untimed: the window is all a success can change.
+      if (this.#window.record(true, 0, this.#windowNeedsNow ? this.#clock.now() : 0)) {
+        this.#step({ type: 'outcome', ok: true, probe: false, tripped: true });
+      }
+    } else this.record(OK, false, 0);
+    return value;
+  };
+
+  /**
+   * @internal Whether a call may pass now: `false` (not a probe), `true` (a probe), or the
+   * refusal.
+   */
+  admit(): boolean | TowerlineError {
+    for (const effect of this.#step({ type: 'request' })) {
+      if (effect.type === 'admit') return effect.probe;
+      if (effect.type === 'reject') {
+        const state = this.#state.kind;
+        this.events.emit('rejected', { state, retryAfterMs: effect.retryAfterMs });
+        return circuitOpen(effect.retryAfterMs);
+      }
+    }
+    return false;
+  }
+
+  /** @internal The probe gate said no to a probe slot. */
+  denyProbe(): TowerlineError {
+    this.#step({ type: 'probeDenied' });
+    const s = this.#state;
+    const retryAfterMs = s.kind === 'open' ? Math.max(0, s.until - this.#clock.now()) : 0;
+    this.events.emit('rejected', { state: s.kind, retryAfterMs });
+    return circuitOpen(retryAfterMs);
+  }
+
+  /** @internal */
+  get gate(): (() => boolean | Promise<boolean>) | undefined {
+    return this.#gate;
+  }
+
+  /** @internal */
+  get clock(): Clock {
+    return this.#clock;
+  }
+}
+
+function circuitOpen(retryAfterMs: number): TowerlineError {
+  const when = Number.isFinite(retryAfterMs)
+    ? `next probe in ${Math.ceil(retryAfterMs)} ms`
+    : 'isolated';
+  return new TowerlineError('ERR_CIRCUIT_OPEN', `the circuit is open (${when})`, {
+    retryAfterMs,
+    mayHaveExecuted: false,
+  });
+}
+
+/** A service behind a {@link CircuitBreakerLayer}. */
+export class CircuitBreakerService<Req, Res> implements FusableService<Req, Res> {
+  /** @internal */
+  readonly [fused]: FusedPath<Req, Res>;
+  readonly #inner: Service<Req, Res>;
+  readonly #path: FusedPath<Req, Res> | undefined;
+  readonly #b: CircuitBreakerLayer;
+  /** Contexts whose call took the slow path inside `start`: its outcome is counted there. */
+  readonly #contained = new WeakSet<RequestContext>();
+  #containedCount = 0;
+  readonly #fail = (error: unknown): never => {
+    this.#b.record(this.#b.classify(error, undefined), false, 0);
+    throw error;
+  };
+
+  constructor(inner: Service<Req, Res>, breaker: CircuitBreakerLayer) {
+    this.#inner = inner;
+    this.#b = breaker;
+    const path = fusedPathOf(inner);
+    this.#path = path;
+    const b = breaker;
+    const innerSucceeded = path?.succeeded;
+    this[fused] = {
+      start: (req, c) => {
+        if (b.fast) return path !== undefined ? path.start(req, c) : inner.call(req, c);
+        this.#containedCount++;
+        this.#contained.add(c);
+        return this.#slow(req, c);
+      },
+      recover: (error, req, c) => {
+        if (this.#containedCount > 0 && this.#contained.delete(c)) {
+          this.#containedCount--;
+          return Promise.reject(error);
+        }
+        if (path === undefined) {
+          b.record(b.classify(error, c), false, 0);
+          return Promise.reject(error);
+        }
+        return path.recover(error, req, c).then(b.succeed, (e: unknown) => {
+          b.record(b.classify(e, c), false, 0);
+          throw e;
+        });
+      },
+      succeeded: (value, req, c) => {
+        if (this.#containedCount > 0 && this.#contained.delete(c)) {
+          this.#containedCount--;
+          return;
+        }
+        innerSucceeded?.(value, req, c);
+        b.record(OK, false, 0);
+      },
+    };
+  }
+
+  /** The breaker this service is behind. */
+  get breaker(): CircuitBreakerLayer {
+    return this.#b;
+  }
+
+  call(req: Req, ctx?: CallContext): Promise<Res> {
+    const b = this.#b;
+    if (b.fast && this.#path === undefined) {
+      let started: Promise<Res>;
+      try {
+        started = this.#inner.call(req, ctx);
+      } catch (error) {
+        return Promise.reject(this.#failNow(error, ctx));
+      }
+      return started.then(
+        b.succeed,
+        ctx === undefined ? this.#fail : (e: unknown) => this.#failWith(e, ctx),
+      );
+    }
+    if (this.#path === undefined) return this.#slow(req, ctx);
+    const c = RequestContext.from(ctx);
+    if (!b.fast) return this.#slow(req, c);
+    return attemptThrough(this.#inner, this[fused], req, c);
+  }
+
+  #failNow(error: unknown, ctx: CallContext | undefined): unknown {
+    this.#b.record(this.#b.classify(error, ctx), false, 0);
+    return error;
+  }
+
+  #failWith(error: unknown, ctx: CallContext): never {
+    throw this.#failNow(error, ctx);
+  }
+
+  /** Not closed, or timed: admission through the step function, outcome counted here. */
+  #slow(req: Req, ctx: CallContext | undefined): Promise<Res> {
+    const aborted = abortedBeforeStart(ctx);
+    if (aborted !== undefined) return aborted;
+    const b = this.#b;
+    const admitted = b.admit();
+    if (admitted instanceof TowerlineError) return Promise.reject(admitted);
+    const probe = admitted;
+    const gate = probe ? b.gate : undefined;
+    if (gate === undefined) return this.#run(req, ctx, probe);
+    let verdict: boolean | Promise<boolean>;
+    try {
+      verdict = gate();
+    } catch {
+      verdict = false;
+    }
+    if (typeof verdict === 'boolean') {
+      return verdict ? this.#run(req, ctx, true) : Promise.reject(b.denyProbe());
+    }
+    return verdict.then(
+      (yes) => (yes ? this.#run(req, ctx, true) : Promise.reject(b.denyProbe())),
+      () => Promise.reject(b.denyProbe()),
+    );
+  }
+
+  #run(req: Req, ctx: CallContext | undefined, probe: boolean): Promise<Res> {
+    const b = this.#b;
+    const clock = b.clock;
+    const started = b.timed ? clock.now() : 0;
+    const path = this.#path;
+    let p: Promise<Res>;
+    if (path !== undefined && isRequestContext(ctx)) {
+      p = attemptThrough(this.#inner, path, req, ctx);
+    } else {
+      try {
+        p = this.#inner.call(req, ctx);
+      } catch (error) {
+        p = Promise.reject(error);
+      }
+    }
+    const took = () => (b.timed ? clock.now() - started : 0);
+    return p.then(
+      (value) => {
+        b.record(OK, probe, took());
+        return value;
+      },
+      (error: unknown) => {
+        b.record(b.classify(error, ctx), probe, took());
+        throw error;
+      },
+    );
+  }
+
+  close(): Promise<void> {
+    return this.#inner.close?.() ?? Promise.resolve();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}

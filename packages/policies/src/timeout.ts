@@ -1,0 +1,192 @@
+import {
+  abortedBeforeStart,
+  type CallContext,
+  type Clock,
+  contextual,
+  invalidArgument,
+  isRequestContext,
+  type Service,
+  type ServiceLayer,
+  systemClock,
+  TypedEmitter,
+} from '@towerline/core';
+import { DeadlineQueue, type DeadlineWindow } from './deadline-queue.js';
+
+/**
+ * The executor every exact-mode call's promise is made with: one function for all, so that no
+ * closure is made per call just to get at `resolve` and `reject`.
+ */
+const captured: { resolve: (value: unknown) => void; reject: (error: unknown) => void } = {
+  resolve: () => {},
+  reject: () => {},
+};
+function capture(resolve: (value: never) => void, reject: (error: unknown) => void): void {
+  captured.resolve = resolve as (value: unknown) => void;
+  captured.reject = reject;
+}
+
+/** Payload of the `timeout` event: calls rejected because their deadline passed. */
+export interface TimeoutEvent {
+  timeoutMs: number;
+  /** How many calls this expiry rejected (exact mode; 0 in optimistic mode). */
+  calls: number;
+}
+
+export type TimeoutEvents = { timeout: TimeoutEvent };
+
+export interface TimeoutOptions {
+  /** The time a call may take, in ms (> 0). */
+  ms: number;
+  /**
+   * `'exact'` (default): the call rejects with `ERR_TIMEOUT` when its deadline passes, whether
+   * or not the inner service honours its signal. `'optimistic'` (Polly v8's only mode): the
+   * deadline aborts the signal and the inner service rejects on its own; cheaper (no promise of
+   * the layer's own), for services that honour their signal.
+   */
+  mode?: 'exact' | 'optimistic';
+  clock?: Clock;
+  /** Names the layer in events and diagnostics messages. */
+  name?: string;
+}
+
+/**
+ * A service whose calls get a deadline `ms` from their start (or the caller's, when earlier):
+ * it is written to the request's context (`ctx.deadline`, `ctx.signal` aborts when it passes),
+ * and in exact mode the call rejects with `ERR_TIMEOUT` then, even if the inner service ignores
+ * its signal.
+ *
+ * No timer is made per call: calls that start within a millisecond (or 32 calls) share one
+ * deadline window, read the clock once between them, and one timer per layer serves every
+ * window. A deadline fires within about 2 ms of its time. A window's deadline is taken from its
+ * opening, so a call may get up to one tick less than `ms`, never more — or, on an event loop
+ * blocked between two calls of one window (no timer could run to close it), up to that block
+ * less.
+ */
+export class TimeoutService<Req, Res> implements Service<Req, Res> {
+  /** The layer reads and writes the request context: a retry above shares one with it. */
+  readonly [contextual] = true;
+  readonly #inner: Service<Req, Res>;
+  readonly #queue: DeadlineQueue;
+  readonly #optimistic: boolean;
+
+  constructor(inner: Service<Req, Res>, queue: DeadlineQueue, optimistic: boolean) {
+    this.#inner = inner;
+    this.#queue = queue;
+    this.#optimistic = optimistic;
+  }
+
+  call(req: Req, ctx?: CallContext): Promise<Res> {
+    if (ctx === undefined) {
+      const window = this.#queue.join();
+      if (this.#optimistic) return this.#start(req, window);
+      return this.#exact(req, window, window);
+    }
+    const aborted = abortedBeforeStart(ctx);
+    if (aborted !== undefined) return aborted;
+    let window = this.#queue.join();
+    const outer = ctx.deadline;
+    if (outer !== undefined && outer < window.deadline) {
+      // The caller's deadline is earlier: it is the one to enforce, on a window of its own.
+      window = this.#queue.single(outer);
+      if (this.#queue.passed(outer)) return Promise.reject(this.#queue.error());
+    }
+    if (isRequestContext(ctx)) {
+      // The signal is made only if a layer below reads it. Both stay after the call: a layer
+      // above that starts attempts (a retry) puts back its own before the next one.
+      ctx.tighten(window.deadline);
+      ctx.linkSignal(window);
+      if (this.#optimistic) return this.#start(req, ctx);
+      return this.#exact(req, ctx, window);
+    }
+    const inner: CallContext = {
+      signal: window.link(ctx.signal),
+      deadline: window.deadline,
+      idempotent: ctx.idempotent,
+    };
+    if (this.#optimistic) return this.#start(req, inner);
+    return this.#exact(req, inner, window);
+  }
+
+  #start(req: Req, ctx: CallContext): Promise<Res> {
+    try {
+      return this.#inner.call(req, ctx);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  #exact(req: Req, ctx: CallContext, window: DeadlineWindow): Promise<Res> {
+    const promise = new Promise<Res>(capture);
+    const resolve = captured.resolve as (value: Res) => void;
+    const reject = captured.reject;
+    const slot = window.add(reject);
+    let started: Promise<Res>;
+    try {
+      started = this.#inner.call(req, ctx);
+    } catch (error) {
+      window.settle(slot);
+      reject(error);
+      return promise;
+    }
+    started.then(
+      (value) => {
+        window.settle(slot);
+        resolve(value);
+      },
+      (error: unknown) => {
+        window.settle(slot);
+        reject(error);
+      },
+    );
+    return promise;
+  }
+
+  close(): Promise<void> {
+    return this.#inner.close?.() ?? Promise.resolve();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+/**
+ * Bounds every call's time (tower's `Timeout`, Polly's timeout strategy): `ms` from its start,
+ * or the caller's `ctx.deadline` when that is earlier (the earliest deadline wins, so nested
+ * timeouts compose). The deadline is written to the request's context for the layers below
+ * (`ctx.deadline`, and `ctx.signal` aborts with `ERR_TIMEOUT` when it passes); in exact mode
+ * the call rejects with `ERR_TIMEOUT` then even if its inner service never settles.
+ *
+ * Place a total timeout outside a `RetryLayer` and an attempt timeout inside it: the retry
+ * undoes what the attempt timeout set before its next attempt.
+ *
+ * @example
+ * ```ts
+ * const svc = new ServiceBuilder()
+ *   .layer(new TimeoutLayer({ ms: 5_000 }))                      // total
+ *   .layer(new RetryLayer({ maxAttempts: 3 }))
+ *   .layer(new TimeoutLayer({ ms: 1_000, mode: 'optimistic' })) // per attempt
+ *   .service(http);
+ * ```
+ */
+export class TimeoutLayer implements ServiceLayer {
+  readonly events = new TypedEmitter<TimeoutEvents>({ channel: 'towerline:timeout' });
+  readonly #queue: DeadlineQueue;
+  readonly #optimistic: boolean;
+  readonly ms: number;
+
+  constructor(options: TimeoutOptions) {
+    const { ms } = options;
+    if (!(ms > 0) || !Number.isFinite(ms)) invalidArgument('ms', `expected > 0, got ${ms}`);
+    this.ms = ms;
+    this.#optimistic = options.mode === 'optimistic';
+    this.events.source = options.name ?? 'timeout';
+    this.#queue = new DeadlineQueue(options.clock ?? systemClock, ms, !this.#optimistic, (calls) =>
+      this.events.emit('timeout', { timeoutMs: ms, calls }),
+    );
+  }
+
+  wrap<Req, Res>(inner: Service<Req, Res>): TimeoutService<Req, Res> {
+    return new TimeoutService(inner, this.#queue, this.#optimistic);
+  }
+}
