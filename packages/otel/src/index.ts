@@ -20,15 +20,6 @@
  */
 export { type Instrumentable, type InstrumentOptions, instrument } from './instrument.js';
 export {
-  configSource,
-  durableStreamsSource,
-  grpcSource,
-  reconnectSource,
-  retrySource,
-  SOURCES,
-  tlsSource,
-} from './sources.js';
-export {
   breakerSource,
   concurrencySource,
   fallbackSource,
@@ -38,6 +29,15 @@ export {
   rateLimitSource,
   timeoutSource,
 } from './policy-sources.js';
+export {
+  configSource,
+  durableStreamsSource,
+  grpcSource,
+  reconnectSource,
+  retrySource,
+  SOURCES,
+  tlsSource,
+} from './sources.js';
 export type { InstrumentSpec, Recorder, SourceSpec } from './spec.js';
 
 /** The towerline packages that publish events. */

@@ -1,102 +1,148 @@
-import type { Attributes } from '@opentelemetry/api';
-import type { Recorder, SourceSpec } from './spec.js';
+import type { InstrumentSpec, SourceSpec } from './spec.js';
 
 /**
- * The layers of `@towerline/policies`, one spec each (channel `towerline:<component>`). Every
- * policy counts its events into one counter, `towerline.policy.events` (`{event}`), told apart
- * by `towerline.policy` and `towerline.event`; refusals carry their reason or state, both from
- * fixed sets. The breaker's `outcome` is never subscribed: listening to it makes the breaker
- * time every call. A rate limiter's `key` is the caller's and unbounded: never an attribute.
+ * The layers of `@towerline/policies`, one spec each (channel `towerline:<component>`).
+ * Refusals carry their reason or the breaker's state, both from fixed sets. The breaker's
+ * `outcome` is never subscribed: listening to it makes the breaker time every call. A rate
+ * limiter's `key` is the caller's and unbounded: never an attribute.
  */
-const EVENTS = {
+const counter = (name: string, unit: string, description: string): InstrumentSpec => ({
   kind: 'counter',
-  name: 'towerline.policy.events',
-  unit: '{event}',
-  description:
-    'Events of the policies: timeouts, breaker state changes and refusals, concurrency refusals and limit changes, hedges, fallbacks, rate limits, shed calls',
-} as const;
-
-function policySource(
-  component: string,
-  events: Record<string, (p: any) => { value?: number; attributes?: Attributes } | undefined>,
-  extra: Partial<SourceSpec> = {},
-): SourceSpec {
-  const handlers: SourceSpec['events'] = {};
-  for (const [event, describe] of Object.entries(events)) {
-    handlers[event] = (payload: unknown, r: Recorder) => {
-      const d = describe(payload) ?? {};
-      r.add('events', d.value ?? 1, {
-        'towerline.policy': component,
-        'towerline.event': event,
-        ...d.attributes,
-      });
-    };
-  }
-  return {
-    component,
-    ...extra,
-    instruments: { events: EVENTS, ...extra.instruments },
-    events: { ...handlers, ...extra.events },
-  };
-}
-
+  name,
+  unit,
+  description,
+});
 const stateOf = (target: object) => {
   const state = (target as { state?: unknown }).state;
   return typeof state === 'string' ? state : undefined;
 };
 
-/** `TimeoutLayer`: each expiry, counted once per call it rejected. */
-export const timeoutSource = policySource('timeout', {
-  timeout: ({ calls }: { calls?: number }) => ({ value: calls || 1 }),
-});
+/** `TimeoutLayer`: calls its deadline rejected (exact mode) or aborted (optimistic mode). */
+export const timeoutSource: SourceSpec = {
+  component: 'timeout',
+  instruments: {
+    timeouts: counter('towerline.timeout.timeouts', '{call}', 'Calls whose deadline passed'),
+  },
+  events: {
+    timeout: ({ calls }: { calls?: number }, r) => r.add('timeouts', calls || 1),
+  },
+};
 
-/** `CircuitBreakerLayer`: state changes, refusals, and a state gauge `towerline.breaker.state`. */
-export const breakerSource = policySource(
-  'breaker',
-  {
-    stateChange: ({ to }: { to: string }) => ({ attributes: { 'towerline.state': to } }),
-    rejected: ({ state }: { state: string }) => ({ attributes: { 'towerline.state': state } }),
-  },
-  {
-    instruments: {
-      state: {
-        kind: 'gauge',
-        name: 'towerline.breaker.state',
-        unit: '1',
-        description: '1 for the state a circuit breaker is in, 0 for the others',
-      },
-    },
+/** `CircuitBreakerLayer`: state changes, refusals, and a state gauge. */
+export const breakerSource: SourceSpec = {
+  component: 'breaker',
+  instruments: {
+    transitions: counter(
+      'towerline.breaker.state_changes',
+      '{transition}',
+      'Circuit breaker state changes',
+    ),
+    rejections: counter(
+      'towerline.breaker.rejections',
+      '{call}',
+      'Calls refused with ERR_CIRCUIT_OPEN',
+    ),
     state: {
-      instrument: 'state',
-      states: ['closed', 'open', 'halfOpen', 'isolated'],
-      initial: stateOf,
+      kind: 'gauge',
+      name: 'towerline.breaker.state',
+      unit: '1',
+      description: '1 for the state a circuit breaker is in, 0 for the others',
     },
   },
-);
+  events: {
+    stateChange: ({ to }: { to: string }, r) => r.add('transitions', 1, { 'towerline.state': to }),
+    rejected: ({ state }: { state: string }, r) =>
+      r.add('rejections', 1, { 'towerline.state': state }),
+  },
+  state: {
+    instrument: 'state',
+    states: ['closed', 'open', 'halfOpen', 'isolated'],
+    initial: stateOf,
+  },
+};
 
 /** `ConcurrencyLimitLayer`: refusals by reason, adaptive limit changes. */
-export const concurrencySource = policySource('concurrency', {
-  rejected: ({ reason }: { reason: string }) => ({
-    attributes: { 'towerline.rejection.reason': reason },
-  }),
-  limitChanged: () => undefined,
-});
+export const concurrencySource: SourceSpec = {
+  component: 'concurrency',
+  instruments: {
+    rejections: counter(
+      'towerline.concurrency.rejections',
+      '{call}',
+      'Calls refused with ERR_CONCURRENCY_LIMIT',
+    ),
+    changes: counter(
+      'towerline.concurrency.limit_changes',
+      '{change}',
+      'Moves of an adaptive concurrency limit',
+    ),
+  },
+  events: {
+    rejected: ({ reason }: { reason: string }, r) =>
+      r.add('rejections', 1, { 'towerline.rejection.reason': reason }),
+    limitChanged: (_p, r) => r.add('changes'),
+  },
+};
 
 /** `HedgeLayer`: hedges sent, and hedges the budget refused. */
-export const hedgeSource = policySource('hedge', { hedged: () => undefined, refused: () => undefined });
+export const hedgeSource: SourceSpec = {
+  component: 'hedge',
+  instruments: {
+    hedges: counter('towerline.hedge.hedges', '{attempt}', 'Hedged attempts sent'),
+    refusals: counter(
+      'towerline.hedge.refusals',
+      '{attempt}',
+      'Hedges due but refused by the budget or the attempt cap',
+    ),
+  },
+  events: {
+    hedged: (_p, r) => r.add('hedges'),
+    refused: (_p, r) => r.add('refusals'),
+  },
+};
 
 /** `FallbackLayer`: answers given by the fallback. */
-export const fallbackSource = policySource('fallback', { fallback: () => undefined });
+export const fallbackSource: SourceSpec = {
+  component: 'fallback',
+  instruments: {
+    fallbacks: counter(
+      'towerline.fallback.fallbacks',
+      '{call}',
+      'Failures answered by the fallback',
+    ),
+  },
+  events: {
+    fallback: ({ error }: { error: unknown }, r) =>
+      r.add('fallbacks', 1, { 'error.type': r.errorType(error) }),
+  },
+};
 
 /** `RateLimitLayer`: calls that waited for permits, calls refused. */
-export const rateLimitSource = policySource('rate-limit', {
-  waited: () => undefined,
-  limited: () => undefined,
-});
+export const rateLimitSource: SourceSpec = {
+  component: 'rate-limit',
+  instruments: {
+    waits: counter('towerline.rate_limit.waits', '{call}', 'Calls that waited for permits'),
+    refusals: counter(
+      'towerline.rate_limit.refusals',
+      '{call}',
+      'Calls refused with ERR_RATE_LIMITED',
+    ),
+  },
+  events: {
+    waited: (_p, r) => r.add('waits'),
+    limited: (_p, r) => r.add('refusals'),
+  },
+};
 
 /** `LoadShedLayer`: calls shed. */
-export const loadShedSource = policySource('load-shed', { shed: () => undefined });
+export const loadShedSource: SourceSpec = {
+  component: 'load-shed',
+  instruments: {
+    shed: counter('towerline.load_shed.shed', '{call}', 'Calls refused with ERR_OVERLOADED'),
+  },
+  events: { shed: (_p, r) => r.add('shed') },
+};
 
+/** Every layer of `@towerline/policies`. */
 export const POLICY_SOURCES: readonly SourceSpec[] = [
   timeoutSource,
   breakerSource,

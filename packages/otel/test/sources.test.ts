@@ -80,6 +80,13 @@ describe('the sources instrument() knows', () => {
       'tls',
       'grpc',
       'durable-streams',
+      'timeout',
+      'breaker',
+      'concurrency',
+      'hedge',
+      'fallback',
+      'rate-limit',
+      'load-shed',
     ]);
   });
 });
