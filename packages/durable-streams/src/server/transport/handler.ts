@@ -8,11 +8,13 @@ import { type RandomSource, systemClock } from '@towerline/core';
 import { Engine } from '../engine/engine.js';
 import { StorageError } from '../engine/errors.js';
 import type { Stream } from '../engine/stream.js';
-import { decideAppend, decideCreate, type Limits } from '../protocol/decide.js';
+import { decideAppend, decideCreate, forkSourceKey, type Limits } from '../protocol/decide.js';
 import { formatOffset, nextCursor } from '../protocol/offsets.js';
 import { type HeaderList, isProblem, type Problem, problem } from '../protocol/problem.js';
 import { createdHeaders, streamHeaders, tailReadHeaders } from '../protocol/replies.js';
 import {
+  type AppendRequest,
+  type CreateRequest,
   header,
   parseAppend,
   parseCreate,
@@ -107,12 +109,14 @@ export class StreamHandler {
     const path = q === -1 ? raw : raw.slice(0, q);
     if (path !== this.basePath && !path.startsWith(`${this.basePath}/`)) return false;
     try {
-      const out = this.#route(
-        req,
-        res,
-        path.slice(this.basePath.length) || '/',
-        q === -1 ? '' : raw.slice(q + 1),
-      );
+      const key = path.slice(this.basePath.length) || '/';
+      const search = q === -1 ? '' : raw.slice(q + 1);
+      const shared = this.engine.shared;
+      // Shared storage: this process's copy of the stream is refreshed from the database first.
+      const out =
+        shared && key !== '/' && req.method !== 'OPTIONS'
+          ? shared.sync(key).then(() => this.#route(req, res, key, search))
+          : this.#route(req, res, key, search);
       if (out) out.catch((error: unknown) => this.#fail(res, error));
     } catch (error) {
       this.#fail(res, error);
@@ -224,6 +228,7 @@ export class StreamHandler {
     this.#withBody(req, res, a, (body) => {
       if (isProblem(a)) return;
       if (stream.removed) return this.#responder.problem(res, problem(404, 'no such stream'));
+      if (this.engine.shared) return this.#appendShared(res, stream, a, body);
       const d = decideAppend(stream, a, body, this.#limits);
       if (d.kind === 'problem') return this.#responder.problem(res, d);
       if (d.kind === 'reply') return this.#durably(res, d.status, d.headers);
@@ -239,16 +244,58 @@ export class StreamHandler {
     });
   }
 
+  /** Shared storage: decided under the database's lock, against the state stored there. */
+  #appendShared(res: ServerResponse, stream: Stream, a: AppendRequest, body: Buffer): void {
+    stream.lastAccess = this.#now();
+    this.engine.shared!.append(
+      stream,
+      () => decideAppend(stream, a, body, this.#limits),
+      (error, out) => {
+        if (error) return this.#fail(res, error);
+        if (out === 'gone' || !out) return this.#responder.problem(res, problem(404, 'no such stream'));
+        const d = out.decision;
+        if (d.kind === 'problem') return this.#responder.problem(res, d);
+        if (d.kind === 'reply') return this.#responder.send(res, d.status, d.headers);
+        const { status, headers } = d.reply;
+        this.#responder.sendTail(res, status, headers, formatOffset(out.tail), d.spec.close);
+      },
+    );
+  }
+
   #create(req: IncomingMessage, res: ServerResponse, key: string): void {
     const c = parseCreate(req.headers);
     this.#withBody(req, res, c, (body) => {
       if (isProblem(c)) return;
+      if (this.engine.shared) return this.#createShared(req, res, key, c, body);
       const d = decideCreate(key, c, body, this.basePath, this.engine, this.#limits);
       if (d.kind === 'problem') return this.#responder.problem(res, d);
       if (d.kind === 'reply') return this.#durably(res, d.status, d.headers);
       const headers = createdHeaders(d.spec).concat('location', this.#location(req, key));
       this.engine.create(d.spec, this.#answer(res, 201, headers));
     });
+  }
+
+  #createShared(
+    req: IncomingMessage,
+    res: ServerResponse,
+    key: string,
+    c: CreateRequest,
+    body: Buffer,
+  ): void {
+    const source = c.fork ? forkSourceKey(c.fork.from, this.basePath) : undefined;
+    this.engine.shared!.create(
+      key,
+      source,
+      () => decideCreate(key, c, body, this.basePath, this.engine, this.#limits),
+      (error, out) => {
+        if (error) return this.#fail(res, error);
+        const d = out === 'gone' || !out ? problem(404, 'no such stream') : out.decision;
+        if (d.kind === 'problem') return this.#responder.problem(res, d);
+        if (d.kind === 'reply') return this.#responder.send(res, d.status, d.headers);
+        const headers = createdHeaders(d.spec).concat('location', this.#location(req, key));
+        this.#responder.send(res, 201, headers);
+      },
+    );
   }
 
   #head(res: ServerResponse, key: string): void {
