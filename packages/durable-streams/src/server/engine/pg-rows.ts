@@ -85,6 +85,8 @@ export function streamOf(
     expiresAtText: meta.ext,
   };
   const s = new Stream(id, meta.k, config, fork, now, table.meter);
+  // The last access is the database's (applyMeta): this process seeing it is no access.
+  s.lastAccess = 0;
   s.loaded = true;
   table.streams.set(s.key, s);
   table.byId.set(id, s);

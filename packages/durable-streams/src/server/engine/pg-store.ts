@@ -81,7 +81,7 @@ export class PgStore implements Backend, SharedStore {
   readonly #appends = new Map<string, Pending<Decision>[]>();
   readonly #tables = new Tables();
   /** Streams with a TTL read here since their last access was written. */
-  readonly #touched = new Map<number, Stream>();
+  readonly #touched = new Map<Stream, number>();
   readonly #instance = randomUUID().slice(0, 8);
   readonly #channel: string;
   readonly #timer: NodeJS.Timeout;
@@ -207,7 +207,8 @@ export class PgStore implements Backend, SharedStore {
     }
     applyMeta(s, meta, head.refs, Number(head.last_access));
     applyRecords(this.streams, this.#tables, s, rows, meta);
-    if (s.config.ttlSeconds !== undefined) this.#touched.set(s.id, s);
+    if (s.config.ttlSeconds !== undefined && !this.#touched.has(s))
+      this.#touched.set(s, s.lastAccess);
     return s;
   }
 
@@ -318,7 +319,10 @@ export class PgStore implements Backend, SharedStore {
       out = await this.#tx(async (c): Promise<Out> => {
         const q = rowsOf(c);
         await c.query(LOCK_KEY, [`${this.schema}/${key}`]);
-        await this.#syncKey(q, key);
+        const existing = await this.#syncKey(q, key);
+        // An expired stream in the way is deleted first, under the same lock.
+        if (existing && !existing.softDeleted && existing.expired(this.now()))
+          await this.#delete(c, existing, true);
         if (sourceKey !== undefined && sourceKey !== key) {
           await c.query('SELECT 1 FROM ds_streams WHERE key = $1 FOR UPDATE', [sourceKey]);
           await this.#syncKey(q, sourceKey);
@@ -442,10 +446,11 @@ export class PgStore implements Backend, SharedStore {
   /** Writes the last access of TTL streams read here, so every instance slides their expiry. */
   async #flushAccess(): Promise<void> {
     if (this.#touched.size === 0 || this.#closed) return;
-    const streams = [...this.#touched.values()].filter((s) => !s.removed);
+    const streams = [...this.#touched].filter(([s, at]) => !s.removed && s.lastAccess > at);
     this.#touched.clear();
+    if (streams.length === 0) return;
     await this.#tracked(() =>
-      this.#q(TOUCH, [streams.map((s) => s.id), streams.map((s) => s.lastAccess)]),
+      this.#q(TOUCH, [streams.map(([s]) => s.id), streams.map(([s]) => s.lastAccess)]),
     ).catch(() => {});
   }
 
