@@ -13,12 +13,16 @@ export interface RoundRobin {
   close(): Promise<void>;
 }
 
-export async function roundRobin(targets: string[]): Promise<RoundRobin> {
+/** `failover`: always the first target that takes the connection (else each in turn). */
+export async function roundRobin(
+  targets: string[],
+  { failover = false }: { failover?: boolean } = {},
+): Promise<RoundRobin> {
   const agent = new Agent({ keepAlive: true, maxSockets: 256 });
   const counts = targets.map(() => 0);
   let next = 0;
   const server: Server = createServer((req, res) => {
-    const first = next++ % targets.length;
+    const first = failover ? 0 : next++ % targets.length;
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => forward(0));
