@@ -3,7 +3,11 @@
  * instance killed mid-stream, and a database outage (a FaultProxy between the servers and the
  * shared PostgreSQL, never a restart of it). Each test has a schema of its own, dropped after.
  */
-import { followStream, type RunningServer, startDurableStreamsServer } from '@towerline/durable-streams';
+import {
+  followStream,
+  type RunningServer,
+  startDurableStreamsServer,
+} from '@towerline/durable-streams';
 import { FaultProxy, freePort } from '@towerline/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -18,7 +22,10 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c().catch(() => {});
 });
 
-async function fleet(n: number, url = PG_URL): Promise<{ servers: RunningServer[]; schema: string }> {
+async function fleet(
+  n: number,
+  url = PG_URL,
+): Promise<{ servers: RunningServer[]; schema: string }> {
   const schema = schemaName('ds_fleet');
   cleanups.push(() => dropSchema(schema));
   const servers: RunningServer[] = [];
@@ -112,7 +119,9 @@ async function sseLatency(readFrom: string, writeTo: string, n: number): Promise
 }
 
 describe('durable streams on postgres, several instances', () => {
-  it('an SSE reader on A receives appends made on B (LISTEN/NOTIFY)', { timeout: 60_000 }, async () => {
+  it('an SSE reader on A receives appends made on B (LISTEN/NOTIFY)', {
+    timeout: 60_000,
+  }, async () => {
     const { servers } = await fleet(2);
     const [a, b] = servers as [RunningServer, RunningServer];
     const path = '/v1/stream/live';
@@ -129,7 +138,9 @@ describe('durable streams on postgres, several instances', () => {
     expect(p99).toBeLessThan(250);
   });
 
-  it('kill -9 of instance A mid-stream: nothing acknowledged lost, the reader resumes on B with no gap and no duplicate', { timeout: 120_000 }, async () => {
+  it('kill -9 of instance A mid-stream: nothing acknowledged lost, the reader resumes on B with no gap and no duplicate', {
+    timeout: 120_000,
+  }, async () => {
     const schema = schemaName('ds_kill');
     cleanups.push(() => dropSchema(schema));
     const spawn = async () => {
@@ -180,7 +191,10 @@ describe('durable streams on postgres, several instances', () => {
     await Promise.race([
       reading,
       new Promise((_, reject) =>
-        setTimeout(() => reject(new Error(`reader stuck at ${seen.length}`)), deadline - Date.now()),
+        setTimeout(
+          () => reject(new Error(`reader stuck at ${seen.length}`)),
+          deadline - Date.now(),
+        ),
       ),
     ]);
     await reader.close();
@@ -191,7 +205,9 @@ describe('durable streams on postgres, several instances', () => {
     expect(readVia.counts[1]).toBeGreaterThan(0);
   });
 
-  it('a database outage (connections cut, refused for 3 s) is survived by every instance', { timeout: 120_000 }, async () => {
+  it('a database outage (connections cut, refused for 3 s) is survived by every instance', {
+    timeout: 120_000,
+  }, async () => {
     const db = await FaultProxy.start({ target: { host: '127.0.0.1', port: 5432 } });
     cleanups.push(() => db.close());
     const { servers } = await fleet(2, `postgres://postgres@127.0.0.1:${db.port}/test`);

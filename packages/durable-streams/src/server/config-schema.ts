@@ -150,7 +150,11 @@ export const serverConfigSchema = v.strictObject({
   storage: section({
     mode: oneOf(STORAGE_MODES, 'memory', 'storage backend'),
     data_dir: text('./data/streams', 'directory of the file and acid backends', directory),
-    postgres_url: text('', 'PostgreSQL URL of the postgres backend (postgres://host:port/db)', pgUrl),
+    postgres_url: text(
+      '',
+      'PostgreSQL URL of the postgres backend (postgres://host:port/db)',
+      pgUrl,
+    ),
     postgres_schema: text('durable_streams', 'PostgreSQL schema of the postgres backend', pgName),
     on_corruption: oneOf(
       ['fail', 'truncate'],

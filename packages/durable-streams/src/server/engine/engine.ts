@@ -13,8 +13,8 @@ import { type OnCorruption, openLog } from './log-recovery.js';
 import type { LogStore } from './log-store.js';
 import { MemoryStore } from './memory-store.js';
 import { nextBoundary, planRead, type ReadPlan } from './read-plan.js';
-import type { Stream, StreamIndex } from './stream.js';
 import type { SharedStore } from './shared.js';
+import type { Stream, StreamIndex } from './stream.js';
 import { type AppendSpec, type CreateSpec, StreamTable } from './table.js';
 
 export type StorageMode = 'memory' | 'file-fast' | 'file-durable' | 'acid' | 'postgres';
@@ -230,7 +230,10 @@ export class Engine {
   }
 
   delete(stream: Stream, done: Done): void {
-    if (this.#shared) return this.#shared.delete(stream, false, done);
+    if (this.#shared) {
+      this.#shared.delete(stream, false, done);
+      return;
+    }
     this.#submit(this.table.delete(stream), stream, undefined, done);
   }
 
@@ -243,7 +246,9 @@ export class Engine {
     if (this.#shared) {
       // The checked state here is a cache: a change decided on it alone could race another
       // instance's. Shared stores take decisions (`shared.append`), not changes.
-      done(new StorageError('ERR_STORAGE_FAILED', 'postgres mode changes go through engine.shared'));
+      done(
+        new StorageError('ERR_STORAGE_FAILED', 'postgres mode changes go through engine.shared'),
+      );
       return;
     }
     if (this.#failed) {
@@ -307,7 +312,9 @@ export class Engine {
   sweep(): number {
     if (this.#shared) {
       // Every expired stream of the database, not only the ones this process holds.
-      this.#shared.sweep().catch((error: Error) => this.#warn?.('sweep failed', { 'error.message': error.message }));
+      this.#shared
+        .sweep()
+        .catch((error: Error) => this.#warn?.('sweep failed', { 'error.message': error.message }));
       return 0;
     }
     const now = this.now();

@@ -4,7 +4,7 @@
  * its record rows become index entries through `StreamTable.commit` — the same path a local
  * commit takes, so readers waiting on the stream are woken alike.
  */
-import { EMPTY, T_APPEND, type AppendRecord } from './codec.js';
+import { type AppendRecord, EMPTY, T_APPEND } from './codec.js';
 import type { StreamMeta } from './snapshot.js';
 import { type Fork, Stream } from './stream.js';
 import type { StreamTable } from './table.js';

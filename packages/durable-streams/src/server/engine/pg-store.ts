@@ -15,6 +15,17 @@ import type { Backend, Part, Write, WriteDone } from './backend.js';
 import type { AppendRecord, CreateRecord } from './codec.js';
 import { StorageError } from './errors.js';
 import {
+  applyMeta,
+  applyRecords,
+  commitAppend,
+  forget,
+  type RecordRow,
+  type StreamRow,
+  streamOf,
+  Tables,
+  tabBytes,
+} from './pg-rows.js';
+import {
   EXPIRED,
   LOCK_BY_ID,
   LOCK_CHAIN,
@@ -27,17 +38,6 @@ import {
   schemaSql,
   TOUCH,
 } from './pg-schema.js';
-import {
-  applyMeta,
-  applyRecords,
-  commitAppend,
-  forget,
-  type RecordRow,
-  type StreamRow,
-  streamOf,
-  Tables,
-  tabBytes,
-} from './pg-rows.js';
 import { KeyedSerial } from './serial.js';
 import { type Decision, type SharedDone, type SharedStore, specOf } from './shared.js';
 import { type StreamMeta, streamMeta } from './snapshot.js';
@@ -74,7 +74,10 @@ function storageError(error: unknown): StorageError {
   );
 }
 
-const rowsOf = (c: pg.ClientBase): Q => async (text, values) => (await c.query(text, values)).rows;
+const rowsOf =
+  (c: pg.ClientBase): Q =>
+  async (text, values) =>
+    (await c.query(text, values)).rows;
 
 export class PgStore implements Backend, SharedStore {
   readonly #serial = new KeyedSerial();
@@ -270,7 +273,7 @@ export class PgStore implements Backend, SharedStore {
       return;
     }
     for (const r of out.records) commitAppend(this.streams, this.#tables, stream, r);
-    out.results.forEach((r, k) => batch[k]!.done(null, r));
+    for (let k = 0; k < batch.length; k++) batch[k]!.done(null, out.results[k]);
   }
 
   #note(id: number): string {
@@ -304,7 +307,9 @@ export class PgStore implements Backend, SharedStore {
     decide: () => D,
     done: SharedDone<D>,
   ): void {
-    void this.#serial.run(key, () => this.#tracked(() => this.#create(key, sourceKey, decide, done)));
+    void this.#serial.run(key, () =>
+      this.#tracked(() => this.#create(key, sourceKey, decide, done)),
+    );
   }
 
   async #create<D extends Decision>(
@@ -457,7 +462,10 @@ export class PgStore implements Backend, SharedStore {
   // ---- the Backend half: reads of data that lives in the database
 
   write(_batch: Write[], done: WriteDone): void {
-    done(new StorageError('ERR_STORAGE_FAILED', 'postgres changes go through the shared store'), undefined);
+    done(
+      new StorageError('ERR_STORAGE_FAILED', 'postgres changes go through the shared store'),
+      undefined,
+    );
   }
 
   read(parts: Part[]): Promise<Buffer[]> {

@@ -252,7 +252,8 @@ export class StreamHandler {
       () => decideAppend(stream, a, body, this.#limits),
       (error, out) => {
         if (error) return this.#fail(res, error);
-        if (out === 'gone' || !out) return this.#responder.problem(res, problem(404, 'no such stream'));
+        if (out === 'gone' || !out)
+          return this.#responder.problem(res, problem(404, 'no such stream'));
         const d = out.decision;
         if (d.kind === 'problem') return this.#responder.problem(res, d);
         if (d.kind === 'reply') return this.#responder.send(res, d.status, d.headers);
