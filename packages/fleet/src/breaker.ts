@@ -20,7 +20,10 @@ export interface SharableBreaker {
   readonly state: BreakerState;
   isolate(): void;
   reset(): void;
-  on(event: 'stateChange', listener: (e: { from: BreakerState; to: BreakerState }) => void): unknown;
+  on(
+    event: 'stateChange',
+    listener: (e: { from: BreakerState; to: BreakerState }) => void,
+  ): unknown;
   on(event: 'outcome', listener: (e: { ok: boolean; durationMs: number }) => void): unknown;
 }
 
@@ -142,10 +145,11 @@ export class SharedBreaker {
 
   async #close(): Promise<void> {
     if (!this.#link.usable) return;
-    await this.#link.run(BREAKER_CLOSE, [this.#keys.window, this.#keys.open], [
-      this.#slotMs,
-      this.#slots,
-    ]);
+    await this.#link.run(
+      BREAKER_CLOSE,
+      [this.#keys.window, this.#keys.open],
+      [this.#slotMs, this.#slots],
+    );
     this.#setOpen(false, 0, 0);
   }
 
@@ -165,15 +169,11 @@ export class SharedBreaker {
       this.#setOpen(false, 0, 0);
       return;
     }
-    const out = await this.#link.run(BREAKER, [this.#keys.window, this.#keys.open], [
-      this.#slotMs,
-      this.#slots,
-      ok,
-      failed,
-      this.#threshold,
-      this.#minimum,
-      this.#openMs,
-    ]);
+    const out = await this.#link.run(
+      BREAKER,
+      [this.#keys.window, this.#keys.open],
+      [this.#slotMs, this.#slots, ok, failed, this.#threshold, this.#minimum, this.#openMs],
+    );
     if (out === undefined) return this.#setOpen(false, 0, 0);
     this.#ok -= ok;
     this.#failed -= failed;

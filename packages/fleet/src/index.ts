@@ -15,7 +15,7 @@ export {
   type SharedBreakerEvents,
   type SharedBreakerOptions,
 } from './breaker.js';
-export { type GcraOptions, GcraLimiter } from './gcra.js';
+export { GcraLimiter, type GcraOptions } from './gcra.js';
 export type { FleetEvents, FleetRedisOptions } from './link.js';
 export {
   FleetRateLimiter,

@@ -117,7 +117,7 @@ export class RedisLink {
       name: this.name,
       reason,
       ...(error !== undefined
-        ? { error: typeof code === 'string' ? code : (error as Error)?.name ?? 'Error' }
+        ? { error: typeof code === 'string' ? code : ((error as Error)?.name ?? 'Error') }
         : {}),
     });
   }

@@ -5,8 +5,8 @@
  * Redis unreachable: the decision is local, at `limit / expectedReplicas` (or fail-open, or
  * fail-closed), and a `fallback` event says so.
  */
-import { invalidArgument, TypedEmitter } from '@towerline/core';
-import { type GcraOptions, GcraLimiter, gcraParams } from './gcra.js';
+import { invalidArgument, type TypedEmitter } from '@towerline/core';
+import { GcraLimiter, type GcraOptions, gcraParams } from './gcra.js';
 import { type FleetEvents, type FleetRedisOptions, RedisLink } from './link.js';
 import { GCRA } from './scripts.js';
 
@@ -93,7 +93,8 @@ export class FleetRateLimiter implements RateLimiter {
   }
 
   async #remote(permits: number, key: string | undefined, k: string): Promise<number> {
-    const redisKey = key === undefined ? `towerline:rl:{${this.name}}` : `towerline:rl:{${this.name}}:${key}`;
+    const redisKey =
+      key === undefined ? `towerline:rl:{${this.name}}` : `towerline:rl:{${this.name}}:${key}`;
     const out = await this.#link.run(GCRA, [redisKey], [this.#interval, this.#tolerance, permits]);
     if (out === undefined) return this.#fallback(permits, key);
     if (out[0] === 1) return 0;

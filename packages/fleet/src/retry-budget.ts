@@ -49,8 +49,8 @@ export class FleetRetryBudget {
   readonly #mine: number[];
   #deposits = 0;
   #withdrawals = 0;
-  /** Withdrawals allowed until the next flush, from the fleet's balance. */
-  #allowance = 0;
+  /** Withdrawals claimed from the fleet's balance until the next flush. */
+  #claim = 0;
   #synced = false;
   #flushing: Promise<void> | undefined;
 
@@ -102,7 +102,7 @@ export class FleetRetryBudget {
       this.#withdrawals++;
       return true;
     }
-    if (this.#withdrawals + 1 > this.#allowance + this.#deposits * this.retryPercent) return false;
+    if (this.#withdrawals + 1 > this.#claim + this.#deposits * this.retryPercent) return false;
     this.#withdrawals++;
     return true;
   }
@@ -112,7 +112,7 @@ export class FleetRetryBudget {
     if (this.degraded) return this.#local.remaining;
     return Math.max(
       0,
-      Math.floor(this.#allowance + this.#deposits * this.retryPercent - this.#withdrawals),
+      Math.floor(this.#claim + this.#deposits * this.retryPercent - this.#withdrawals),
     );
   }
 
@@ -128,10 +128,20 @@ export class FleetRetryBudget {
     const d = this.#deposits;
     const w = this.#withdrawals;
     if (!this.#link.usable) return;
+    const mine = this.#mine.slice(1).reduce((a, b) => a + b, 0) + d;
     const out = await this.#link.run(
       BUDGET,
       [`towerline:budget:{${this.name}}`],
-      [this.#slotMs, this.#slots, d, w],
+      [
+        this.#slotMs,
+        this.#slots,
+        d,
+        w - this.#claim,
+        this.retryPercent,
+        this.#reserve,
+        mine,
+        this.#replicas,
+      ],
     );
     if (out === undefined) return;
     // Counted in the fleet's sums now; what arrived during the round trip stays for the next.
@@ -139,12 +149,7 @@ export class FleetRetryBudget {
     this.#withdrawals -= w;
     this.#mine.shift();
     this.#mine.push(d);
-    const fleetD = Number(out[0]);
-    const fleetW = Number(out[1]);
-    const mine = this.#mine.reduce((a, b) => a + b, 0);
-    const balance = Math.max(0, fleetD * this.retryPercent + this.#reserve - fleetW);
-    const share = fleetD > 0 ? mine / fleetD : 1 / this.#replicas;
-    this.#allowance = Math.floor(balance * Math.min(1, share));
+    this.#claim = Number(out[2]);
     this.#synced = true;
   }
 

@@ -49,7 +49,7 @@ const WINDOW = `local slotMs = tonumber(ARGV[1])
 local slots = tonumber(ARGV[2])
 local cur = math.floor(now / slotMs)
 local function add(field, n)
-  if n > 0 then
+  if n ~= 0 then
     local k = KEYS[1] .. ':' .. cur
     redis.call('HINCRBY', k, field, n)
     redis.call('PEXPIRE', k, slotMs * (slots + 1))
@@ -66,15 +66,25 @@ local function sum(a, b)
 end`;
 
 /**
- * Retry budget: adds this replica's deposits and withdrawals (ARGV 3, 4) to the current slot
- * and returns the fleet's sums over the window: {deposits, withdrawals}.
+ * Retry budget: adds this replica's deposits (ARGV 3) and withdrawals less its last claim
+ * (ARGV 4), then claims for this replica its share (ARGV 7 of the fleet's deposits, or one of
+ * ARGV 8 replicas) of the fleet's balance — deposits × percent (ARGV 5) + reserve (ARGV 6) −
+ * withdrawals and claims outstanding. A claim counts as withdrawn until the next flush
+ * settles it, so two replicas never spend the same balance. Returns {deposits, withdrawn, claim}.
  */
 export const BUDGET = new LuaScript(`${NOW}
 ${WINDOW}
 add('d', tonumber(ARGV[3]))
 add('w', tonumber(ARGV[4]))
 local d, w = sum('d', 'w')
-return {d, w}`);
+local balance = d * tonumber(ARGV[5]) + tonumber(ARGV[6]) - w
+if balance < 0 then balance = 0 end
+local share = 1 / tonumber(ARGV[8])
+if d > 0 then share = tonumber(ARGV[7]) / d end
+if share > 1 then share = 1 end
+local claim = math.floor(balance * share)
+add('w', claim)
+return {d, w, claim}`);
 
 /**
  * Breaker: adds outcomes (ARGV 3 ok, 4 failed), opens the fleet (KEYS[2], for ARGV[7] ms) when
