@@ -2,7 +2,8 @@
  * The names other code relies on (issue 10, "keep these public names working"), used as that
  * code uses them, against real servers.
  */
-import { ExponentialBackoff, isTowerlineError, ServiceBuilder } from '@towerline/core';
+import { ExponentialBackoff, isTowerlineError, ServiceBuilder, serviceFn } from '@towerline/core';
+import { FleetRateLimiter, FleetRetryBudget, GcraLimiter, SharedBreaker } from '@towerline/fleet';
 import { ResilientRedis, resilientRedis } from '@towerline/ioredis';
 import { ResilientPg, resilientPg } from '@towerline/pg';
 import { RetryLayer } from '@towerline/retry';
@@ -68,6 +69,31 @@ describe('public names', () => {
       mayHaveExecuted: true,
       cause: expect.anything(),
     });
+    await redis.close();
+  });
+
+  it('@towerline/fleet: FleetRateLimiter, FleetRetryBudget as RetryLayer({ budget }), SharedBreaker, GcraLimiter', async () => {
+    const redis = resilientRedis({ port: server.port });
+    redis.reconnector.start();
+    await redis.reconnector.whenReady();
+    const limiter = new FleetRateLimiter({ redis, name: 'names', limit: 100, expectedReplicas: 2 });
+    expect(await limiter.acquire(1, undefined)).toBe(0);
+    const budget = new FleetRetryBudget({ redis, name: 'names', expectedReplicas: 2 });
+    await budget.flush();
+    let calls = 0;
+    const flaky = new RetryLayer({ maxAttempts: 2, budget, retryOn: () => true }).wrap(
+      serviceFn(async () => {
+        if (++calls === 1) throw new Error('once');
+        return 'ok';
+      }),
+    );
+    expect(await flaky.call(undefined)).toBe('ok');
+    expect(calls).toBe(2);
+    const shared = new SharedBreaker({ redis, name: 'names' });
+    expect(typeof shared.probeGate).toBe('function');
+    expect(new GcraLimiter({ limit: 1 }).acquire(1, undefined)).toBe(0);
+    budget.close();
+    shared.close();
     await redis.close();
   });
 });
