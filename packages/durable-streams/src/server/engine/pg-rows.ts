@@ -5,6 +5,7 @@
  * commit takes, so readers waiting on the stream are woken alike.
  */
 import { type AppendRecord, EMPTY, T_APPEND } from './codec.js';
+import { StorageError } from './errors.js';
 import type { StreamMeta } from './snapshot.js';
 import { type Fork, Stream } from './stream.js';
 import type { StreamTable } from './table.js';
@@ -111,14 +112,20 @@ export function applyMeta(s: Stream, meta: StreamMeta, refs: number, lastAccess:
   }
 }
 
-/** Makes a committed append visible locally (once: one seen already is skipped). */
+/**
+ * Makes a committed append visible locally (once: one seen already is skipped). False when it
+ * starts past the visible tail: appends in between are not here yet, and the index never
+ * takes a gap (the caller refreshes the stream from the database instead).
+ */
 export function commitAppend(
   table: StreamTable,
   tables: Tables,
   s: Stream,
   r: Pick<AppendRecord, 'start' | 'close' | 'payload'>,
-): void {
-  if (r.start < s.visibleTail || (r.payload.count === 0 && (!r.close || s.visibleClosed))) return;
+): boolean {
+  if (r.start > s.visibleTail) return false;
+  if (r.start < s.visibleTail || (r.payload.count === 0 && (!r.close || s.visibleClosed)))
+    return true;
   if (r.payload.table) tables.set(s.id, r.start, r.payload.table);
   const record: AppendRecord = {
     t: T_APPEND,
@@ -130,6 +137,7 @@ export function commitAppend(
     payload: r.payload,
   };
   table.commit(record, s, r.start);
+  return true;
 }
 
 /** Record rows (ordered by start) up to the row's tail, then its close, made visible. */
@@ -145,11 +153,12 @@ export function applyRecords(
     const start = Number(row.start);
     if (start >= meta.t) break;
     const t = tableOf(row.tab);
-    commitAppend(table, tables, s, {
-      start,
-      close: false,
-      payload: { chunks: [], bytes: row.bytes!, count: row.count!, table: t },
-    });
+    const payload = { chunks: [], bytes: row.bytes!, count: row.count!, table: t };
+    if (!commitAppend(table, tables, s, { start, close: false, payload }))
+      throw new StorageError(
+        'ERR_STORAGE_CORRUPT',
+        `stream ${s.id} has no record at ${s.visibleTail}`,
+      );
   }
   if (meta.c === 1 && !s.visibleClosed && s.visibleTail >= meta.t)
     commitAppend(table, tables, s, { start: s.visibleTail, close: true, payload: EMPTY });

@@ -90,6 +90,7 @@ export class PgStore implements Backend, SharedStore {
   readonly #timer: NodeJS.Timeout;
   readonly #q: Q;
   #inFlight = 0;
+  #touchSoon = false;
   #idle: (() => void) | undefined;
   #closed = false;
 
@@ -210,8 +211,18 @@ export class PgStore implements Backend, SharedStore {
     }
     applyMeta(s, meta, head.refs, Number(head.last_access));
     applyRecords(this.streams, this.#tables, s, rows, meta);
-    if (s.config.ttlSeconds !== undefined && !this.#touched.has(s))
+    if (s.config.ttlSeconds !== undefined && !this.#touched.has(s)) {
+      // A read served after this refresh slides the expiry: written for every instance in the
+      // next turn (a HEAD, which does not, leaves nothing to write).
       this.#touched.set(s, s.lastAccess);
+      if (!this.#touchSoon) {
+        this.#touchSoon = true;
+        setImmediate(() => {
+          this.#touchSoon = false;
+          void this.#flushAccess();
+        });
+      }
+    }
     return s;
   }
 
@@ -272,7 +283,15 @@ export class PgStore implements Backend, SharedStore {
       for (const p of batch) p.done(null, 'gone');
       return;
     }
-    for (const r of out.records) commitAppend(this.streams, this.#tables, stream, r);
+    let gap = false;
+    for (const r of out.records)
+      if (!gap) gap = !commitAppend(this.streams, this.#tables, stream, r);
+    if (gap) {
+      this.warn?.('postgres: an append was made visible out of order; refreshing', {
+        'stream.id': stream.id,
+      });
+      this.#background(this.sync(stream.key));
+    }
     for (let k = 0; k < batch.length; k++) batch[k]!.done(null, out.results[k]);
   }
 

@@ -112,9 +112,15 @@ export class StreamHandler {
       const key = path.slice(this.basePath.length) || '/';
       const search = q === -1 ? '' : raw.slice(q + 1);
       const shared = this.engine.shared;
-      // Shared storage: this process's copy of the stream is refreshed from the database first.
+      const m = req.method;
+      // Shared storage: this process's copy of the stream is refreshed from the database first
+      // (a create, and an append to a stream known here, refresh under the row lock instead).
       const out =
-        shared && key !== '/' && req.method !== 'OPTIONS'
+        shared &&
+        key !== '/' &&
+        m !== 'OPTIONS' &&
+        m !== 'PUT' &&
+        !(m === 'POST' && this.engine.streams.has(key))
           ? shared.sync(key).then(() => this.#route(req, res, key, search))
           : this.#route(req, res, key, search);
       if (out) out.catch((error: unknown) => this.#fail(res, error));
@@ -245,15 +251,38 @@ export class StreamHandler {
   }
 
   /** Shared storage: decided under the database's lock, against the state stored there. */
-  #appendShared(res: ServerResponse, stream: Stream, a: AppendRequest, body: Buffer): void {
+  #appendShared(
+    res: ServerResponse,
+    stream: Stream,
+    a: AppendRequest,
+    body: Buffer,
+    again = true,
+  ): void {
     stream.lastAccess = this.#now();
-    this.engine.shared!.append(
+    const shared = this.engine.shared!;
+    shared.append(
       stream,
-      () => decideAppend(stream, a, body, this.#limits),
+      // Soft-deleted (by another instance, perhaps): refused as the route refuses it here.
+      () =>
+        stream.softDeleted
+          ? problem(410, 'the stream was deleted')
+          : decideAppend(stream, a, body, this.#limits),
       (error, out) => {
         if (error) return this.#fail(res, error);
-        if (out === 'gone' || !out)
-          return this.#responder.problem(res, problem(404, 'no such stream'));
+        if (out === 'gone' || !out) {
+          // Deleted by another instance; perhaps created again there under the same key.
+          if (!again) return this.#responder.problem(res, problem(404, 'no such stream'));
+          shared.sync(stream.key).then(
+            () => {
+              const now = this.engine.live(stream.key);
+              if (!now || now === stream || now.softDeleted)
+                return this.#responder.problem(res, problem(404, 'no such stream'));
+              this.#appendShared(res, now, a, body, false);
+            },
+            (e: unknown) => this.#fail(res, e),
+          );
+          return;
+        }
         const d = out.decision;
         if (d.kind === 'problem') return this.#responder.problem(res, d);
         if (d.kind === 'reply') return this.#responder.send(res, d.status, d.headers);
