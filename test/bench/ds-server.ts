@@ -25,7 +25,9 @@ if (kind?.startsWith('towerline')) {
   // `towerline` is memory mode; `towerline:<mode>` another storage mode, in a fresh directory.
   const storage = (kind.split(':')[1] ?? 'memory') as StorageMode;
   const dataDir =
-    storage === 'memory' || storage === 'postgres' ? undefined : mkdtempSync(join(tmpdir(), `ds-bench-${storage}-`));
+    storage === 'memory' || storage === 'postgres'
+      ? undefined
+      : mkdtempSync(join(tmpdir(), `ds-bench-${storage}-`));
   const ours = await startDurableStreamsServer({
     longPollTimeoutMs: 1_000,
     storage,

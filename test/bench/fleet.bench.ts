@@ -7,8 +7,7 @@
  *   stream): memory mode, postgres with one instance, postgres with two instances on one
  *   schema (both appending to the same stream: the row lock orders them).
  */
-import { spawn } from 'node:child_process';
-import { fork } from 'node:child_process';
+import { fork, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,15 +35,31 @@ async function decisions(): Promise<CaseResult[]> {
   });
   redis.reconnector.start();
   await redis.reconnector.whenReady();
-  const fleet = new FleetRateLimiter({ redis, name: 'bench', limit: 1e9, burst: 1e9, expectedReplicas: 1 });
-  const refused = new FleetRateLimiter({ redis, name: 'bench-refused', limit: 1, burst: 1, periodMs: 3_600_000, expectedReplicas: 1 });
+  const fleet = new FleetRateLimiter({
+    redis,
+    name: 'bench',
+    limit: 1e9,
+    burst: 1e9,
+    expectedReplicas: 1,
+  });
+  const refused = new FleetRateLimiter({
+    redis,
+    name: 'bench-refused',
+    limit: 1,
+    burst: 1,
+    periodMs: 3_600_000,
+    expectedReplicas: 1,
+  });
   await refused.acquire(1, undefined);
   await refused.acquire(1, undefined); // refused: remembered until due
   const local = new GcraLimiter({ limit: 1e9, burst: 1e9 });
   const cases: Array<[string, () => number | Promise<number>]> = [
     ['rate limit: local GCRA', () => local.acquire(1, undefined)],
     ['rate limit: fleet (Redis EVALSHA)', () => fleet.acquire(1, undefined)],
-    ['rate limit: fleet, refusal from the local over-limit cache', () => refused.acquire(1, undefined)],
+    [
+      'rate limit: fleet, refusal from the local over-limit cache',
+      () => refused.acquire(1, undefined),
+    ],
   ];
   const samples = new Map<string, number[]>(cases.map(([n]) => [n, []]));
   const N = 2_000;
@@ -95,9 +110,13 @@ async function server(kind: string, schema: string) {
 }
 
 async function load(url: string, ms: number): Promise<number> {
-  const child = spawn(process.execPath, [join(here, 'ds-load.mjs'), url, 'POST', '16', String(ms)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [join(here, 'ds-load.mjs'), url, 'POST', '16', String(ms)],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   let out = '';
   child.stdout.on('data', (d) => {
     out += d;

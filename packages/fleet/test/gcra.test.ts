@@ -6,7 +6,13 @@ import { describe, expect, it } from 'vitest';
 /** A clock moved by hand (only `now` matters to the limiter). */
 function handClock() {
   let t = 1_000_000;
-  return { ...systemClock, now: () => t, advance: (ms: number) => void (t += ms) };
+  return {
+    ...systemClock,
+    now: () => t,
+    advance: (ms: number) => {
+      t += ms;
+    },
+  };
 }
 
 describe('GcraLimiter', () => {
