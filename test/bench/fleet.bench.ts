@@ -5,7 +5,7 @@
  *   over-limit cache, and a local GCRA limiter, side by side in the same run, rounds rotated.
  * - Durable Streams append throughput (16 connections per instance, 100-byte appends to one
  *   stream): memory mode, postgres with one instance, postgres with two instances on one
- *   schema (both appending to the same stream: the row lock orders them).
+ *   schema, both appending to one stream (the row lock orders them) or each to its own.
  */
 import { fork, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -132,7 +132,8 @@ async function appends(): Promise<CaseResult[]> {
   const setups = {
     'memory, 1 instance': ['towerline:memory'],
     'postgres, 1 instance': ['towerline:postgres'],
-    'postgres, 2 instances': ['towerline:postgres', 'towerline:postgres'],
+    'postgres, 2 instances, one stream': ['towerline:postgres', 'towerline:postgres'],
+    'postgres, 2 instances, a stream each': ['towerline:postgres', 'towerline:postgres'],
   } as const;
   type Name = keyof typeof setups;
   const names = Object.keys(setups) as Name[];
@@ -144,7 +145,12 @@ async function appends(): Promise<CaseResult[]> {
         const servers = [];
         for (const kind of setups[name]) servers.push(await server(kind, schema));
         const rates = await Promise.all(
-          servers.map((s) => load(`${s.url}/v1/stream/append`, round === 0 ? 1_000 : 2_000)),
+          servers.map((s, k) =>
+            load(
+              `${s.url}/v1/stream/${name.endsWith('each') && k === 1 ? 'read' : 'append'}`,
+              round === 0 ? 1_000 : 2_000,
+            ),
+          ),
         );
         for (const s of servers) await s.stop();
         if (round > 0) runs.get(name)!.push(rates.reduce((a, b) => a + b, 0));
@@ -173,6 +179,7 @@ export default async function fleetBench(): Promise<SuiteReport> {
   const results = [...(await decisions()), ...(await appends())];
   return {
     suite: 'fleet',
+    baseline: 'the first case of its group (local GCRA; memory mode)',
     results,
     notes: {
       p99: Object.fromEntries(results.filter((r) => r.p99).map((r) => [r.case, r.p99])),
