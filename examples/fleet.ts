@@ -2,11 +2,11 @@
  * Three instances, one Redis, one PostgreSQL, a load generator.
  *
  * Each instance (examples/support/fleet-instance.ts, its own process) serves Durable Streams on
- * the same PostgreSQL schema, and a `/work` endpoint behind ONE rate limit of 300/s for the
+ * the same PostgreSQL schema, and a `/work` endpoint behind ONE rate limit of 90/s for the
  * whole fleet (GCRA on Redis); each admitted request is appended to the shared stream
- * `events`. The load generator sends far more than 300/s to all three; an SSE reader on
+ * `events`. The load generator sends far more than 90/s to all three; an SSE reader on
  * instance 1 follows the stream, and sees the appends of all three (LISTEN/NOTIFY). After 4 s
- * Redis is killed: every instance says so and limits itself to its share (100/s).
+ * Redis is killed: every instance says so and limits itself to its share (30/s).
  * At the end the stream holds exactly one event per admitted request.
  *
  * `pnpm example examples/fleet.ts` (PostgreSQL on 127.0.0.1:5432, db `test`; a redis-server
@@ -20,7 +20,7 @@ import { RedisServer } from '@towerline/testing';
 import pg from 'pg';
 
 const PG_URL = process.env.PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-const LIMIT = 300;
+const LIMIT = 90;
 const schema = `fleet_example_${process.pid}`;
 const here = dirname(fileURLToPath(import.meta.url));
 const started = Date.now();
@@ -81,7 +81,7 @@ const reading = (async () => {
   }
 })();
 
-// The load generator: 24 loops, far more than 300/s, over all three instances.
+// The load generator: 24 loops, far more than 90/s, over all three instances.
 let accepted = 0;
 let limited = 0;
 let stopping = false;

@@ -31,6 +31,7 @@ const limiter = new FleetRateLimiter({
   name: 'work',
   limit: Number(limit),
   expectedReplicas: 3,
+  timeoutMs: 1_000,
 });
 limiter.events.on('fallback', (e) =>
   say(`rate limit is LOCAL now (${e.reason}): this instance's share, ${Number(limit) / 3}/s`),
@@ -40,7 +41,6 @@ limiter.events.on('recovered', (e) => say(`rate limit is the fleet's again after
 const stream = `${ds.url}/v1/stream/events`;
 let admitted = 0;
 let refused = 0;
-let seq = 0;
 const front = createServer(async (req, res) => {
   const wait = await limiter.acquire(1, undefined);
   if (wait > 0) {
@@ -49,15 +49,9 @@ const front = createServer(async (req, res) => {
     return;
   }
   admitted++;
-  // An idempotent producer per instance: a retried append is never stored twice.
   const r = await fetch(stream, {
     method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      'producer-id': `instance-${n}`,
-      'producer-epoch': '0',
-      'producer-seq': String(seq++),
-    },
+    headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ from: Number(n), at: Date.now() }),
   });
   await r.arrayBuffer();
