@@ -51,8 +51,9 @@ export class GcraLimiter {
     const k = key ?? '';
     const tat = Math.max(this.#tat.get(k) ?? 0, now);
     const next = tat + permits * this.#interval;
+    // Within a microsecond or so is on time: float sums (now + interval − tolerance) are not exact.
     const over = next - now - this.#tolerance;
-    if (over > 0) return Math.ceil(over);
+    if (over > 1e-3) return Math.ceil(over);
     this.#tat.set(k, next);
     // Bounded: keys whose arrival time has passed hold no state worth keeping.
     if (this.#tat.size > 10_000) for (const [x, t] of this.#tat) if (t <= now) this.#tat.delete(x);

@@ -40,7 +40,7 @@ local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 local new = tat + n * interval
 local over = new - now - tolerance
-if over > 0 then return {0, math.ceil(over)} end
+if over > 0.001 then return {0, math.ceil(over)} end
 redis.call('SET', KEYS[1], string.format('%.3f', new), 'PX', math.ceil(new - now) + 1)
 return {1, 0}`);
 
