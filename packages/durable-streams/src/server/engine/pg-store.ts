@@ -560,8 +560,14 @@ export async function openPg(
   table: StreamTable,
   now: () => number,
 ): Promise<PgStore> {
-  const { ResilientPg, ResilientPgPool } = await import('@towerline/pg');
   const { schema, url } = options;
+  // The schema is spliced into statements (and the NOTIFY channel): an identifier only.
+  if (!/^[a-z_][a-z0-9_]{0,50}$/.test(schema))
+    throw new StorageError(
+      'ERR_STORAGE_FAILED',
+      'the postgres schema must be lowercase letters, digits and _ (at most 51), starting with a letter or _',
+    );
+  const { ResilientPg, ResilientPgPool } = await import('@towerline/pg');
   const setup = async (client: pg.Client) => {
     await client.query(`SET search_path TO "${schema}"`);
   };
