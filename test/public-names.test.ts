@@ -13,6 +13,7 @@ import {
   TowerlineError,
   untilAborted,
 } from '@towerline/core';
+import { FleetRateLimiter, FleetRetryBudget, GcraLimiter, SharedBreaker } from '@towerline/fleet';
 import { ResilientRedis, resilientRedis } from '@towerline/ioredis';
 import { callChannelName, channelName, SOURCES } from '@towerline/otel';
 import { ResilientPg, resilientPg } from '@towerline/pg';
@@ -150,5 +151,30 @@ describe('public names', () => {
     expect(old.tryAcquire()).toBe(0);
     expect(old.tryAcquire()).toBeGreaterThan(0);
     expect(rateLimitSource({ requestsPerSecond: 5, burst: 2 })()).toEqual({ rate: 5, burst: 2 });
+  });
+
+  it('@towerline/fleet: FleetRateLimiter, FleetRetryBudget as RetryLayer({ budget }), SharedBreaker, GcraLimiter', async () => {
+    const redis = resilientRedis({ port: server.port });
+    redis.reconnector.start();
+    await redis.reconnector.whenReady();
+    const limiter = new FleetRateLimiter({ redis, name: 'names', limit: 100, expectedReplicas: 2 });
+    expect(await limiter.acquire(1, undefined)).toBe(0);
+    const budget = new FleetRetryBudget({ redis, name: 'names', expectedReplicas: 2 });
+    await budget.flush();
+    let calls = 0;
+    const flaky = new RetryLayer({ maxAttempts: 2, budget, retryOn: () => true }).wrap(
+      serviceFn(async () => {
+        if (++calls === 1) throw new Error('once');
+        return 'ok';
+      }),
+    );
+    expect(await flaky.call(undefined)).toBe('ok');
+    expect(calls).toBe(2);
+    const shared = new SharedBreaker({ redis, name: 'names' });
+    expect(typeof shared.probeGate).toBe('function');
+    expect(new GcraLimiter({ limit: 1 }).acquire(1, undefined)).toBe(0);
+    budget.close();
+    shared.close();
+    await redis.close();
   });
 });

@@ -25,11 +25,20 @@ if (kind?.startsWith('towerline')) {
   // `towerline` is memory mode; `towerline:<mode>` another storage mode, in a fresh directory.
   const storage = (kind.split(':')[1] ?? 'memory') as StorageMode;
   const dataDir =
-    storage === 'memory' ? undefined : mkdtempSync(join(tmpdir(), `ds-bench-${storage}-`));
+    storage === 'memory' || storage === 'postgres'
+      ? undefined
+      : mkdtempSync(join(tmpdir(), `ds-bench-${storage}-`));
   const ours = await startDurableStreamsServer({
     longPollTimeoutMs: 1_000,
     storage,
     ...(dataDir ? { dataDir } : {}),
+    // postgres: the fleet bench names the database and a schema of its own.
+    ...(storage === 'postgres'
+      ? {
+          postgresUrl: process.env.DS_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+          postgresSchema: process.env.DS_BENCH_PG_SCHEMA ?? 'ds_bench',
+        }
+      : {}),
   });
   url = ours.url;
   commits = () => ours.handler.engine.commits;

@@ -8,11 +8,13 @@ import { type RandomSource, systemClock } from '@towerline/core';
 import { Engine } from '../engine/engine.js';
 import { StorageError } from '../engine/errors.js';
 import type { Stream } from '../engine/stream.js';
-import { decideAppend, decideCreate, type Limits } from '../protocol/decide.js';
+import { decideAppend, decideCreate, forkSourceKey, type Limits } from '../protocol/decide.js';
 import { formatOffset, nextCursor } from '../protocol/offsets.js';
 import { type HeaderList, isProblem, type Problem, problem } from '../protocol/problem.js';
 import { createdHeaders, streamHeaders, tailReadHeaders } from '../protocol/replies.js';
 import {
+  type AppendRequest,
+  type CreateRequest,
   header,
   parseAppend,
   parseCreate,
@@ -111,12 +113,20 @@ export class StreamHandler {
     if (path !== this.basePath && !path.startsWith(`${this.basePath}/`)) return false;
     if (this.events.observed('request')) this.#observe(req, res);
     try {
-      const out = this.#route(
-        req,
-        res,
-        path.slice(this.basePath.length) || '/',
-        q === -1 ? '' : raw.slice(q + 1),
-      );
+      const key = path.slice(this.basePath.length) || '/';
+      const search = q === -1 ? '' : raw.slice(q + 1);
+      const shared = this.engine.shared;
+      const m = req.method;
+      // Shared storage: this process's copy of the stream is refreshed from the database first
+      // (a create, and an append to a stream known here, refresh under the row lock instead).
+      const out =
+        shared &&
+        key !== '/' &&
+        m !== 'OPTIONS' &&
+        m !== 'PUT' &&
+        !(m === 'POST' && this.engine.streams.has(key))
+          ? shared.sync(key).then(() => this.#route(req, res, key, search))
+          : this.#route(req, res, key, search);
       if (out) out.catch((error: unknown) => this.#fail(res, error));
     } catch (error) {
       this.#fail(res, error);
@@ -245,6 +255,7 @@ export class StreamHandler {
     this.#withBody(req, res, a, (body) => {
       if (isProblem(a)) return;
       if (stream.removed) return this.#responder.problem(res, problem(404, 'no such stream'));
+      if (this.engine.shared) return this.#appendShared(res, stream, a, body);
       const d = decideAppend(stream, a, body, this.#limits);
       if (d.kind === 'problem') return this.#responder.problem(res, d);
       if (d.kind === 'reply') return this.#durably(res, d.status, d.headers);
@@ -260,16 +271,82 @@ export class StreamHandler {
     });
   }
 
+  /** Shared storage: decided under the database's lock, against the state stored there. */
+  #appendShared(
+    res: ServerResponse,
+    stream: Stream,
+    a: AppendRequest,
+    body: Buffer,
+    again = true,
+  ): void {
+    stream.lastAccess = this.#now();
+    const shared = this.engine.shared!;
+    shared.append(
+      stream,
+      // Soft-deleted (by another instance, perhaps): refused as the route refuses it here.
+      () =>
+        stream.softDeleted
+          ? problem(410, 'the stream was deleted')
+          : decideAppend(stream, a, body, this.#limits),
+      (error, out) => {
+        if (error) return this.#fail(res, error);
+        if (out === 'gone' || !out) {
+          // Deleted by another instance; perhaps created again there under the same key.
+          if (!again) return this.#responder.problem(res, problem(404, 'no such stream'));
+          shared.sync(stream.key).then(
+            () => {
+              const now = this.engine.live(stream.key);
+              if (!now || now === stream || now.softDeleted)
+                return this.#responder.problem(res, problem(404, 'no such stream'));
+              this.#appendShared(res, now, a, body, false);
+            },
+            (e: unknown) => this.#fail(res, e),
+          );
+          return;
+        }
+        const d = out.decision;
+        if (d.kind === 'problem') return this.#responder.problem(res, d);
+        if (d.kind === 'reply') return this.#responder.send(res, d.status, d.headers);
+        const { status, headers } = d.reply;
+        this.#responder.sendTail(res, status, headers, formatOffset(out.tail), d.spec.close);
+      },
+    );
+  }
+
   #create(req: IncomingMessage, res: ServerResponse, key: string): void {
     const c = parseCreate(req.headers);
     this.#withBody(req, res, c, (body) => {
       if (isProblem(c)) return;
+      if (this.engine.shared) return this.#createShared(req, res, key, c, body);
       const d = decideCreate(key, c, body, this.basePath, this.engine, this.#limits);
       if (d.kind === 'problem') return this.#responder.problem(res, d);
       if (d.kind === 'reply') return this.#durably(res, d.status, d.headers);
       const headers = createdHeaders(d.spec).concat('location', this.#location(req, key));
       this.engine.create(d.spec, this.#answer(res, 201, headers));
     });
+  }
+
+  #createShared(
+    req: IncomingMessage,
+    res: ServerResponse,
+    key: string,
+    c: CreateRequest,
+    body: Buffer,
+  ): void {
+    const source = c.fork ? forkSourceKey(c.fork.from, this.basePath) : undefined;
+    this.engine.shared!.create(
+      key,
+      source,
+      () => decideCreate(key, c, body, this.basePath, this.engine, this.#limits),
+      (error, out) => {
+        if (error) return this.#fail(res, error);
+        const d = out === 'gone' || !out ? problem(404, 'no such stream') : out.decision;
+        if (d.kind === 'problem') return this.#responder.problem(res, d);
+        if (d.kind === 'reply') return this.#responder.send(res, d.status, d.headers);
+        const headers = createdHeaders(d.spec).concat('location', this.#location(req, key));
+        this.#responder.send(res, 201, headers);
+      },
+    );
   }
 
   #head(res: ServerResponse, key: string): void {

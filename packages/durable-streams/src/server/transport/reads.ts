@@ -66,6 +66,9 @@ export class CatchUp {
     if (hit) return this.#send(req, res, stream, hit.end, hit.etagBase, cursor, hit.body);
     const plan = this.engine.plan(stream, position, this.o.pageBytes);
     const base = etagBase(this.engine.storeId, stream, position, plan.end);
+    // The tail the plan saw: an asynchronous read (postgres) may finish after it moved, and a
+    // page cached against the newer tail would pass for one cut short by its size.
+    const tail = stream.visibleTail;
     if (bodyLength(stream.json, plan) > this.o.inlineBytes)
       return this.#pump(req, res, stream, plan, base, cursor);
     const build = (bufs: Buffer[]) => {
@@ -73,7 +76,7 @@ export class CatchUp {
       if (this.o.roomFor(body.length))
         this.cache.set(stream, {
           position,
-          tail: stream.visibleTail,
+          tail,
           end: plan.end,
           body,
           etagBase: base,
