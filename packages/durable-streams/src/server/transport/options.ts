@@ -28,6 +28,11 @@ export interface StreamHandlerOptions {
   maxMemoryBytes?: number;
   /** Long-poll and SSE connections at once: 503 with `Retry-After` beyond. */
   maxLiveConnections?: number;
+  /**
+   * Unsent bytes an SSE connection may hold (its socket buffer) before it is paused; it
+   * resumes from its own offset once the client has read them. Default 256 KiB.
+   */
+  liveBufferBytes?: number;
   /** Refuse requests (503) while the event loop lags more than this, ms. */
   maxEventLoopLagMs?: number;
   /** `Access-Control-Allow-Origin`. Default `*`. */
