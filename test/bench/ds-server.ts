@@ -102,6 +102,14 @@ if (!process.send) {
 } else
   process.on('message', async (m) => {
     if (m === 'cpu') process.send!({ cpu: process.cpuUsage(), commits: { ...commits() } });
+    if (m === 'rss') {
+      // Two full collections (run with --expose-gc), so RSS counts live memory, not garbage.
+      const gc = (globalThis as { gc?: () => void }).gc;
+      gc?.();
+      await new Promise((r) => setTimeout(r, 50));
+      gc?.();
+      process.send!({ rss: process.memoryUsage().rss });
+    }
     if (m === 'stop') {
       await stop();
       process.disconnect();
