@@ -11,6 +11,7 @@
  * loses nothing. Long-poll waiters are answered by the same flush.
  */
 import type { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Engine } from '../engine/engine.js';
 import { isTextual, type Stream } from '../engine/stream.js';
 import { formatOffset } from '../protocol/offsets.js';
@@ -19,6 +20,12 @@ import type { Deadline } from './deadlines.js';
 /** An SSE connection reading a stream. */
 export interface SseReader {
   readonly res: ServerResponse;
+  /**
+   * The HTTP/1.1 socket under a chunked `res`, written to directly with a frame that carries
+   * its own chunk header (built once for every reader), so a write costs one socket write and
+   * none of the response's per-write bookkeeping; undefined where that cannot be done (HTTP/2).
+   */
+  readonly socket: Socket | undefined;
   /** Where the next frame this reader gets starts. */
   position: number;
   /** The last `Stream-Cursor` it was given (or sent). */
@@ -53,11 +60,34 @@ export interface FeedHost {
   onError(error: unknown): void;
 }
 
-interface Frame {
-  buf: Buffer;
-  end: number;
-  closed: boolean;
-  cursor: string | undefined;
+const CRLF = '\r\n';
+
+/** One encoded frame, in the two shapes a reader may need, each built at most once. */
+class Frame {
+  #plain: Buffer | undefined;
+  #chunked: Buffer | undefined;
+
+  constructor(
+    readonly text: string,
+    readonly end: number,
+    readonly closed: boolean,
+    readonly cursor: string | undefined,
+  ) {}
+
+  /** For `res.write`. */
+  get plain(): Buffer {
+    this.#plain ??= Buffer.from(this.text, 'utf8');
+    return this.#plain;
+  }
+
+  /** One HTTP/1.1 chunk, header and trailer included, for the socket itself. */
+  get chunked(): Buffer {
+    if (!this.#chunked) {
+      const n = Buffer.byteLength(this.text, 'utf8');
+      this.#chunked = Buffer.from(`${n.toString(16)}${CRLF}${this.text}${CRLF}`, 'utf8');
+    }
+    return this.#chunked;
+  }
 }
 
 const LINE_BREAK = /\r\n|\r|\n/;
@@ -196,16 +226,22 @@ export class Feed {
       r.position = frame.end;
       r.first = false;
       if (frame.cursor !== undefined) r.cursor = frame.cursor;
-      const res = r.res;
-      res.write(frame.buf);
-      if (frame.closed) this.host.end(this, r);
-      else if (res.writableLength > limit) this.#pause(r);
+      const socket = r.socket;
+      if (socket) {
+        socket.write(frame.chunked);
+        if (frame.closed) this.host.end(this, r);
+        else if (socket.writableLength > limit && socket.writableNeedDrain) this.#pause(r);
+      } else {
+        r.res.write(frame.plain);
+        if (frame.closed) this.host.end(this, r);
+        else if (r.res.writableLength > limit && r.res.writableNeedDrain) this.#pause(r);
+      }
     }
   }
 
   #pause(r: SseReader): void {
     r.paused = true;
-    r.res.once('drain', () => {
+    (r.socket ?? r.res).once('drain', () => {
       r.paused = false;
       if (this.readers.has(r)) this.schedule();
     });
@@ -243,6 +279,6 @@ export class Feed {
     if (upToDate) control.upToDate = true;
     if (closed) control.streamClosed = true;
     text += `event: control\ndata:${JSON.stringify(control)}\n\n`;
-    return { buf: Buffer.from(text, 'utf8'), end, closed, cursor };
+    return new Frame(text, end, closed, cursor);
   }
 }

@@ -7,7 +7,8 @@
  * (deadlines.ts), never a timer per wait. Every open live read is counted
  * (`max_live_connections`) and ended by `close()`.
  */
-import type { ServerResponse } from 'node:http';
+import { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Clock } from '@towerline/core';
 import type { Engine } from '../engine/engine.js';
 import type { Stream } from '../engine/stream.js';
@@ -51,6 +52,18 @@ const SSE_HEADERS = [
   'connection',
   'keep-alive',
 ];
+
+/**
+ * The socket under an HTTP/1.1 response using chunked encoding with nothing queued in the
+ * response itself (its headers are flushed): frames may then go to the socket as whole chunks.
+ */
+function rawSocket(res: ServerResponse): Socket | undefined {
+  const r = res as ServerResponse & { chunkedEncoding?: boolean; outputData?: unknown[] };
+  const socket = res.socket;
+  if (!(res instanceof ServerResponse) || r.chunkedEncoding !== true) return undefined;
+  if (!socket || socket.destroyed || r.outputData?.length !== 0) return undefined;
+  return socket;
+}
 
 export class LiveReads implements FeedHost {
   readonly #feeds = new Map<Stream, Feed>();
@@ -172,6 +185,7 @@ export class LiveReads implements FeedHost {
     this.#track(res);
     const reader: SseReader = {
       res,
+      socket: rawSocket(res),
       position: start,
       cursor,
       first: true,
