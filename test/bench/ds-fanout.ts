@@ -25,7 +25,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const WHO = ['towerline', 'reference'] as const;
 type Who = (typeof WHO)[number];
 const READERS = [0, 100, 1_000];
-const ROUNDS = 2;
+const ROUNDS = 3;
 const DRIVE_MS = 2_000;
 const PACE_MS = 8_000;
 const IDLE = 10_000;
@@ -39,6 +39,7 @@ interface ReaderReport {
   closed: number;
   latency: { n: number; p50: number | null; p99: number | null; max: number | null };
   cpu: NodeJS.CpuUsage;
+  loopDelayMs: { p99: number; max: number };
 }
 
 /** The reader process. */
@@ -129,11 +130,15 @@ async function pace(url: string, rate: number, ms: number) {
 
 interface Row {
   rps: Record<number, number[]>;
+  /** Server CPU per append, µs. */
+  cpu: Record<number, number[]>;
+  capacityKept: Record<number, number[]>;
   kept: Record<number, number[]>;
   latency: Record<string, { p50: number; p99: number; appendP99: number; delivered: string }>;
   rssPerConnection: number;
   idleOpened: number;
   readerCpu: number[];
+  readerLoopP99: number[];
 }
 
 export async function fanout(results: CaseResult[], notes: Record<string, unknown>): Promise<void> {
@@ -145,11 +150,14 @@ export async function fanout(results: CaseResult[], notes: Record<string, unknow
       w,
       {
         rps: Object.fromEntries(READERS.map((n) => [n, []])),
+        cpu: Object.fromEntries(READERS.map((n) => [n, []])),
+        capacityKept: Object.fromEntries(READERS.map((n) => [n, []])),
         kept: Object.fromEntries(READERS.map((n) => [n, []])),
         latency: {},
         rssPerConnection: 0,
         idleOpened: 0,
         readerCpu: [],
+        readerLoopP99: [],
       } as Row,
     ]),
   ) as Record<Who, Row>;
@@ -166,10 +174,15 @@ export async function fanout(results: CaseResult[], notes: Record<string, unknow
           const t0 = performance.now();
           const d = await drive(servers[w], url, 'POST', DRIVE_MS);
           const r = await readers.report();
-          if (n > 0) row.readerCpu.push(cpuShare(c0, r.cpu, performance.now() - t0));
+          if (n > 0) {
+            row.readerCpu.push(cpuShare(c0, r.cpu, performance.now() - t0));
+            row.readerLoopP99.push(r.loopDelayMs.p99);
+          }
           await readers.close();
           row.rps[n]!.push(d.rps);
           row.kept[n]!.push(d.rps / row.rps[0]![round]!);
+          row.cpu[n]!.push(d.cpuUs);
+          row.capacityKept[n]!.push(row.cpu[0]![round]! / d.cpuUs);
         }
       }
     }
@@ -187,6 +200,7 @@ export async function fanout(results: CaseResult[], notes: Record<string, unknow
         await new Promise((r) => setTimeout(r, 500)); // the last events in flight
         const r = await readers.report();
         rows[w].readerCpu.push(cpuShare(c0, r.cpu, performance.now() - t0));
+        rows[w].readerLoopP99.push(r.loopDelayMs.p99);
         await readers.close();
         const all =
           p.errors === 0 && opened === n && r.minEvents === p.sent && r.maxEvents === p.sent;
@@ -231,6 +245,14 @@ function report(rows: Record<Who, Row>, results: CaseResult[], notes: Record<str
             `${Math.round(median(r.rps[n]!))}${n ? ` (${pct(median(r.kept[n]!))} kept)` : ''}`,
         ] as [string, (r: Row) => string],
     ),
+    ...READERS.map(
+      (n) =>
+        [
+          `server CPU per append, ${n.toLocaleString('en')} readers`,
+          (r: Row) =>
+            `${median(r.cpu[n]!).toFixed(1)} µs${n ? ` (${pct(median(r.capacityKept[n]!))} kept)` : ''}`,
+        ] as [string, (r: Row) => string],
+    ),
     ...['200x100', '100x1000'].flatMap((k) => {
       const [rate, n] = k.split('x');
       const label = `${rate}/s × ${Number(n).toLocaleString('en')} readers`;
@@ -248,6 +270,10 @@ function report(rows: Record<Who, Row>, results: CaseResult[], notes: Record<str
       (r) => `${(r.rssPerConnection / 1024).toFixed(2)} KB (${r.idleOpened} open)`,
     ],
     ['reader process CPU, max over phases', (r) => pct(Math.max(...r.readerCpu))],
+    [
+      'reader process event-loop delay p99, max over phases',
+      (r) => ms(Math.max(...r.readerLoopP99)),
+    ],
   ];
   console.log(
     '\n## durable-streams: fan-out, memory mode (server, readers, load generator: 3 processes)',
@@ -264,14 +290,27 @@ function report(rows: Record<Who, Row>, results: CaseResult[], notes: Record<str
       nsPerOp: 1e9 / median(r.rps[0]!),
       appendsPerSecond: Object.fromEntries(READERS.map((n) => [n, Math.round(median(r.rps[n]!))])),
       kept: Object.fromEntries(READERS.map((n) => [n, +median(r.kept[n]!).toFixed(3)])),
+      keptRange: Object.fromEntries(
+        READERS.map((n) => [
+          n,
+          [Math.min(...r.kept[n]!), Math.max(...r.kept[n]!)].map((x) => +x.toFixed(3)),
+        ]),
+      ),
+      serverCpuUsPerAppend: Object.fromEntries(
+        READERS.map((n) => [n, +median(r.cpu[n]!).toFixed(2)]),
+      ),
       latency: r.latency,
       rssPerIdleConnectionBytes: Math.round(r.rssPerConnection),
       readerCpuMax: +Math.max(...r.readerCpu).toFixed(3),
+      readerLoopDelayP99MaxMs: +Math.max(...r.readerLoopP99).toFixed(2),
     });
   }
   const t = rows.towerline;
   notes['fanout: appends/s with 100 SSE readers ÷ none (target >= 0.5)'] = +median(
     t.kept[100]!,
+  ).toFixed(3);
+  notes['fanout: server CPU per append, none ÷ 100 SSE readers (capacity kept)'] = +median(
+    t.capacityKept[100]!,
   ).toFixed(3);
   notes['fanout: delivery p99 − append p99 at 200/s × 100 readers, ms (target <= 5)'] = +(
     t.latency['200x100']!.p99 - t.latency['200x100']!.appendP99

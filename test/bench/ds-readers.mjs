@@ -9,8 +9,12 @@
 // outOfOrder }; 'close' → { closed }. A socket that fails to open (EMFILE, ECONNRESET, a
 // refused connection) is counted, never thrown.
 import { connect } from 'node:net';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 const readers = [];
+// The readers' own event loop delay, reported with each measurement: a reader process that
+// falls behind would show here (and in its CPU time) before it showed as server latency.
+let loop = monitorEventLoopDelay({ resolution: 1 });
 let mode = 'count';
 let closedByServer = 0;
 let samples = new Float64Array(1 << 16);
@@ -122,6 +126,9 @@ process.on('message', async (m) => {
   } else if (m.mode) {
     mode = m.mode;
     nSamples = 0;
+    loop.disable();
+    loop = monitorEventLoopDelay({ resolution: 1 });
+    loop.enable();
     closedByServer = 0;
     for (const r of readers) {
       r.bytes = 0;
@@ -148,6 +155,7 @@ process.on('message', async (m) => {
         max: percentile(sorted, 1),
       },
       cpu: process.cpuUsage(),
+      loopDelayMs: { p99: loop.percentile(99) / 1e6, max: loop.max / 1e6 },
     });
   } else if (m === 'close') {
     for (const r of readers.splice(0)) r.socket.destroy();

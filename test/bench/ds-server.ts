@@ -28,6 +28,10 @@ if (kind?.startsWith('towerline')) {
     storage === 'memory' ? undefined : mkdtempSync(join(tmpdir(), `ds-bench-${storage}-`));
   const ours = await startDurableStreamsServer({
     longPollTimeoutMs: 1_000,
+    // DS_BENCH_COALESCE_MS tries another `liveCoalesceMs` than the default.
+    ...(process.env.DS_BENCH_COALESCE_MS
+      ? { liveCoalesceMs: Number(process.env.DS_BENCH_COALESCE_MS) }
+      : {}),
     storage,
     ...(dataDir ? { dataDir } : {}),
   });
@@ -38,6 +42,14 @@ if (kind?.startsWith('towerline')) {
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   };
 } else if (kind === 'reference') {
+  // The reference server writes to SSE responses its readers have closed and throws
+  // ERR_STREAM_WRITE_AFTER_END from an event handler (seen when 1,000 readers leave at once);
+  // count it and keep serving, so that one bench phase cannot end the others.
+  let writeAfterEnd = 0;
+  process.on('uncaughtException', (error: Error & { code?: string }) => {
+    if (error.code !== 'ERR_STREAM_WRITE_AFTER_END') throw error;
+    if (writeAfterEnd++ === 0) console.warn('  reference server: write after end (ignored)');
+  });
   const reference = new DurableStreamTestServer({
     port: 0,
     compression: false,

@@ -12,6 +12,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Clock } from '@towerline/core';
 import type { Engine } from '../engine/engine.js';
 import { isTextual, type Stream } from '../engine/stream.js';
 import { formatOffset } from '../protocol/offsets.js';
@@ -52,6 +53,9 @@ export interface FeedHost {
   readonly maxChunkBytes: number;
   /** Unsent bytes past which a reader is paused. */
   readonly bufferBytes: number;
+  /** Least time between two flushes of a feed, ms (0: every turn of the event loop). */
+  readonly coalesceMs: number;
+  readonly clock: Clock;
   cursor(client: string | null): string;
   /** Ends an SSE read (its response, its count, its deadline). */
   end(feed: Feed, reader: SseReader): void;
@@ -138,11 +142,34 @@ export class Feed {
     stream.waiters.add(this.#onWake);
   }
 
-  /** Flushes once this turn of the event loop is over, however many times it is asked. */
+  /**
+   * Flushes once this turn of the event loop is over, however many times it is asked — but
+   * not before `#readyAt`: a flush that took d ms of the event loop is followed by at least
+   * d ms for everything else (and `coalesceMs` at least between two flushes), so fan-out
+   * never takes more than half of the loop from the writers. Under a flood of appends each
+   * flush carries more of them and each reader is written to less often; an append after a
+   * quiet spell goes out at once.
+   */
   schedule(): void {
     if (this.#scheduled || this.#released) return;
     this.#scheduled = true;
-    setImmediate(() => this.#flush());
+    const wait = this.#readyAt - this.host.clock.now();
+    if (wait <= 0) setImmediate(this.#flushNow);
+    else this.host.clock.setTimeout(this.#flushNow, wait);
+  }
+
+  #readyAt = Number.NEGATIVE_INFINITY;
+  readonly #flushNow = () => {
+    const t = this.host.clock.now();
+    this.#readyAt = t + this.host.coalesceMs;
+    this.#flush();
+    this.#worked(t);
+  };
+
+  /** Counts the event loop time spent since `t` against the next flush. */
+  #worked(t: number): void {
+    const now = this.host.clock.now();
+    this.#readyAt = Math.max(this.#readyAt, now + (now - t));
   }
 
   /** Stops listening when no reader is left. */
@@ -215,7 +242,14 @@ export class Feed {
   async #send(groups: Map<number, SseReader[]>): Promise<void> {
     for (const [position, readers] of groups) {
       const f = this.#frame(position, readers);
-      this.#deliver(f instanceof Promise ? await f : f, readers);
+      if (!(f instanceof Promise)) {
+        this.#deliver(f, readers);
+        continue;
+      }
+      const frame = await f;
+      const t = this.host.clock.now();
+      this.#deliver(frame, readers);
+      this.#worked(t);
     }
   }
 

@@ -82,6 +82,7 @@ export class StreamHandler {
         clock,
         cursor: (client) => nextCursor(client, this.#now(), this.#random),
         ...(options.liveBufferBytes !== undefined ? { bufferBytes: options.liveBufferBytes } : {}),
+        ...(options.liveCoalesceMs !== undefined ? { coalesceMs: options.liveCoalesceMs } : {}),
         onError: (error) => this.#logError(error),
       },
       (delta) => {

@@ -23,6 +23,8 @@ export interface LiveOptions {
   maxChunkBytes: number;
   /** Unsent bytes a live connection may hold before it is paused. Default 256 KiB. */
   bufferBytes?: number;
+  /** Least time between two flushes of a stream's feed, ms. Default 3. */
+  coalesceMs?: number;
   clock: Clock;
   /** The next `Stream-Cursor` for a client holding `cursor`. */
   cursor(client: string | null): string;
@@ -73,6 +75,8 @@ export class LiveReads implements FeedHost {
   readonly #sseDeadlines: Deadlines;
   readonly maxChunkBytes: number;
   readonly bufferBytes: number;
+  readonly coalesceMs: number;
+  readonly clock: Clock;
   #closing = false;
   #polls = 0;
 
@@ -87,6 +91,8 @@ export class LiveReads implements FeedHost {
     this.#sseDeadlines = new Deadlines(o.clock);
     this.maxChunkBytes = o.maxChunkBytes;
     this.bufferBytes = o.bufferBytes ?? 256 * 1024;
+    this.coalesceMs = o.coalesceMs ?? 3;
+    this.clock = o.clock;
   }
 
   get closing(): boolean {
