@@ -145,6 +145,8 @@ export async function fanout(results: CaseResult[], notes: Record<string, unknow
   const servers = {} as Record<Who, ServerProcess>;
   for (const w of WHO) servers[w] = await ServerProcess.start(w);
   const readers = await Readers.start();
+  let floor: ServerProcess | undefined;
+  let floorRss = Number.NaN;
   const rows = Object.fromEntries(
     WHO.map((w) => [
       w,
@@ -215,25 +217,37 @@ export async function fanout(results: CaseResult[], notes: Record<string, unknow
         };
       }
     }
-    // 3. RSS per idle live connection.
-    for (const w of WHO) {
-      const url = await freshStream(servers[w]);
-      const before = await servers[w].rss();
+    // 3. RSS per idle live connection, and what bare node:http holds for one (the floor).
+    floor = await ServerProcess.start('floor');
+    for (const w of [...WHO, 'floor'] as const) {
+      const server = w === 'floor' ? floor : servers[w];
+      const url = await freshStream(server);
+      const before = await server.rss();
       const opened = await readers.open(url, IDLE);
       await new Promise((r) => setTimeout(r, 1_000));
-      const after = await servers[w].rss();
+      const after = await server.rss();
       await readers.close();
-      rows[w].idleOpened = opened;
-      rows[w].rssPerConnection = opened ? (after - before) / opened : Number.NaN;
+      const perConnection = opened ? (after - before) / opened : Number.NaN;
+      if (w === 'floor') floorRss = perConnection;
+      else {
+        rows[w].idleOpened = opened;
+        rows[w].rssPerConnection = perConnection;
+      }
     }
   } finally {
+    await floor?.stop();
     await readers.stop();
     for (const s of Object.values(servers)) await s.stop();
   }
-  report(rows, results, notes);
+  report(rows, floorRss, results, notes);
 }
 
-function report(rows: Record<Who, Row>, results: CaseResult[], notes: Record<string, unknown>) {
+function report(
+  rows: Record<Who, Row>,
+  floorRss: number,
+  results: CaseResult[],
+  notes: Record<string, unknown>,
+) {
   const pct = (x: number) => `${Math.round(x * 100)} %`;
   const ms = (x: number) => `${x.toFixed(1)} ms`;
   const lines: Array<[string, (r: Row) => string]> = [
@@ -283,6 +297,9 @@ function report(rows: Record<Who, Row>, results: CaseResult[], notes: Record<str
   const w1 = Math.max(9, ...cells.map((c) => c[1].length));
   console.log(`${'measure'.padEnd(w0)}  ${'towerline'.padEnd(w1)}  reference`);
   for (const [l, a, b] of cells) console.log(`${l.padEnd(w0)}  ${a.padEnd(w1)}  ${b}`);
+  console.log(
+    `(bare node:http holding the same SSE response open: ${(floorRss / 1024).toFixed(2)} KB per connection)`,
+  );
   for (const w of WHO) {
     const r = rows[w];
     results.push({
@@ -322,4 +339,6 @@ function report(rows: Record<Who, Row>, results: CaseResult[], notes: Record<str
   notes['fanout: RSS per idle SSE connection at 10,000, bytes (target <= 8192)'] = Math.round(
     t.rssPerConnection,
   );
+  notes['fanout: RSS per idle SSE connection, bare node:http (the floor), bytes'] =
+    Math.round(floorRss);
 }

@@ -69,6 +69,17 @@ if (kind?.startsWith('towerline')) {
     'stream-next-offset': '0000000000000000_0000000000100000',
   };
   const server = createServer((req, res) => {
+    if (req.url?.includes('live=sse')) {
+      // An SSE response held open, headers only: what node:http itself keeps per connection.
+      res.writeHead(200, { ...headers, 'content-type': 'text/event-stream' });
+      res.flushHeaders();
+      return;
+    }
+    if (req.method === 'PUT') {
+      res.writeHead(201, headers);
+      res.end();
+      return;
+    }
     if (req.method !== 'POST') {
       res.writeHead(200, { ...headers, 'content-type': 'text/plain' });
       res.end(prebuilt);
