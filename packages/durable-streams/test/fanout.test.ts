@@ -86,7 +86,7 @@ describe('SSE fan-out', () => {
           let sent = 0;
           for (let b = 0; b <= bursts.length; b++) {
             // Readers join at offsets up to the tail, while the previous burst may still be landing.
-            for (const [at, f] of joins.filter(([j]) => j % (bursts.length + 1) === b)) {
+            for (const [, f] of joins.filter(([j]) => j % (bursts.length + 1) === b)) {
               const position = Math.floor(f * tail);
               readers.push({
                 c: sse(`${url}?offset=${formatOffset(position)}&live=sse`),
