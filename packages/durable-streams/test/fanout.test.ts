@@ -5,6 +5,9 @@
  * stops reading is paused with its buffer bounded, does not slow the others, and resumes
  * without loss; live connections are counted and released.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { type RunningServer, startDurableStreamsServer } from '@towerline/durable-streams';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -14,10 +17,12 @@ import { parseAppend } from '../src/server/protocol/requests.js';
 import { SseClient } from './support/sse-client.js';
 
 const servers: RunningServer[] = [];
+const dirs: string[] = [];
 const clients: SseClient[] = [];
 afterEach(async () => {
   for (const c of clients.splice(0)) c.close();
   for (const s of servers.splice(0)) await s.close();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 async function start(options: Parameters<typeof startDurableStreamsServer>[0] = {}) {
   const s = await startDurableStreamsServer(options);
@@ -62,59 +67,74 @@ async function whole(kind: Kind, url: string): Promise<string[] | Buffer> {
   return Buffer.from(await res.arrayBuffer());
 }
 
+/**
+ * Every reader gets every message once, in order: JSON and base64 streams, readers joining
+ * before, between and during bursts of concurrent appends, at any offset up to the tail.
+ */
+async function everyMessageOnce(s: RunningServer, base: string, numRuns: number): Promise<void> {
+  let n = 0;
+  await fc.assert(
+    fc.asyncProperty(
+      fc.constantFrom<Kind>('json', 'binary'),
+      // Bursts of concurrent appends (sizes), and where readers join: [burst, fraction of the tail].
+      fc.array(fc.array(fc.integer({ min: 0, max: 40 }), { minLength: 1, maxLength: 12 }), {
+        minLength: 1,
+        maxLength: 4,
+      }),
+      fc.array(fc.tuple(fc.nat(4), fc.double({ min: 0, max: 1, noNaN: true })), {
+        minLength: 1,
+        maxLength: 6,
+      }),
+      async (kind, bursts, joins) => {
+        const url = `${base}/prop-${n++}`;
+        expect((await put(url, TYPE[kind])).status).toBe(201);
+        const readers: Array<{ c: SseClient; start: number }> = [];
+        let tail = 0;
+        let sent = 0;
+        for (let b = 0; b <= bursts.length; b++) {
+          // Readers join at offsets up to the tail, while the previous burst may still be landing.
+          for (const [, f] of joins.filter(([j]) => j % (bursts.length + 1) === b)) {
+            const position = Math.floor(f * tail);
+            readers.push({
+              c: sse(`${url}?offset=${formatOffset(position)}&live=sse`),
+              start: position,
+            });
+          }
+          if (b === bursts.length) break;
+          const burst = bursts[b]!;
+          await Promise.all(burst.map((size) => post(url, TYPE[kind], body(kind, sent++, size))));
+          const head = await fetch(url, { method: 'HEAD' });
+          tail = Number(head.headers.get('stream-next-offset')!.split('_')[1]);
+        }
+        const all = await whole(kind, url);
+        const end = formatOffset(tail);
+        await Promise.all(readers.map((r) => r.c.until(end)));
+        for (const r of readers) {
+          const got = received(kind, r.c);
+          expect(got).toEqual(all.slice(r.start));
+          if (kind === 'binary') expect(r.c.headers['stream-sse-data-encoding']).toBe('base64');
+          r.c.close();
+        }
+        await eventually(() => s.handler.live.sse === 0, 'readers to be released');
+        expect(s.handler.overload.live).toBe(0);
+        expect(s.handler.live.feeds).toBe(0);
+      },
+    ),
+    { numRuns },
+  );
+}
+
 describe('SSE fan-out', () => {
   it('every reader gets every message once, in order: JSON and base64, any offset, joining mid-burst', async () => {
     const { s, base } = await start();
-    let n = 0;
-    await fc.assert(
-      fc.asyncProperty(
-        fc.constantFrom<Kind>('json', 'binary'),
-        // Bursts of concurrent appends (sizes), and where readers join: [burst, fraction of the tail].
-        fc.array(fc.array(fc.integer({ min: 0, max: 40 }), { minLength: 1, maxLength: 12 }), {
-          minLength: 1,
-          maxLength: 4,
-        }),
-        fc.array(fc.tuple(fc.nat(4), fc.double({ min: 0, max: 1, noNaN: true })), {
-          minLength: 1,
-          maxLength: 6,
-        }),
-        async (kind, bursts, joins) => {
-          const url = `${base}/prop-${n++}`;
-          expect((await put(url, TYPE[kind])).status).toBe(201);
-          const readers: Array<{ c: SseClient; start: number }> = [];
-          let tail = 0;
-          let sent = 0;
-          for (let b = 0; b <= bursts.length; b++) {
-            // Readers join at offsets up to the tail, while the previous burst may still be landing.
-            for (const [, f] of joins.filter(([j]) => j % (bursts.length + 1) === b)) {
-              const position = Math.floor(f * tail);
-              readers.push({
-                c: sse(`${url}?offset=${formatOffset(position)}&live=sse`),
-                start: position,
-              });
-            }
-            if (b === bursts.length) break;
-            const burst = bursts[b]!;
-            await Promise.all(burst.map((size) => post(url, TYPE[kind], body(kind, sent++, size))));
-            const head = await fetch(url, { method: 'HEAD' });
-            tail = Number(head.headers.get('stream-next-offset')!.split('_')[1]);
-          }
-          const all = await whole(kind, url);
-          const end = formatOffset(tail);
-          await Promise.all(readers.map((r) => r.c.until(end)));
-          for (const r of readers) {
-            const got = received(kind, r.c);
-            expect(got).toEqual(all.slice(r.start));
-            if (kind === 'binary') expect(r.c.headers['stream-sse-data-encoding']).toBe('base64');
-            r.c.close();
-          }
-          await eventually(() => s.handler.live.sse === 0, 'readers to be released');
-          expect(s.handler.overload.live).toBe(0);
-          expect(s.handler.live.feeds).toBe(0);
-        },
-      ),
-      { numRuns: 20 },
-    );
+    await everyMessageOnce(s, base, 20);
+  });
+
+  it('the same from a file-backed engine (readers see only durable data, woken by the commit)', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'towerline-fanout-'));
+    dirs.push(dataDir);
+    const { s, base } = await start({ storage: 'file-fast', dataDir });
+    await everyMessageOnce(s, base, 6);
   });
 
   it('appends within one turn of the event loop reach a reader as one frame', async () => {
