@@ -12,7 +12,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { Clock } from '@towerline/core';
+import type { Clock, TimerHandle } from '@towerline/core';
 import type { Engine } from '../engine/engine.js';
 import { isTextual, type Stream } from '../engine/stream.js';
 import { formatOffset } from '../protocol/offsets.js';
@@ -155,11 +155,13 @@ export class Feed {
     this.#scheduled = true;
     const wait = this.#readyAt - this.host.clock.now();
     if (wait <= 0) setImmediate(this.#flushNow);
-    else this.host.clock.setTimeout(this.#flushNow, wait);
+    else this.#timer = this.host.clock.setTimeout(this.#flushNow, wait);
   }
 
   #readyAt = Number.NEGATIVE_INFINITY;
+  #timer: TimerHandle | undefined;
   readonly #flushNow = () => {
+    this.#timer = undefined;
     const t = this.host.clock.now();
     this.#readyAt = t + this.host.coalesceMs;
     this.#flush();
@@ -176,6 +178,8 @@ export class Feed {
   releaseIfIdle(): void {
     if (this.readers.size > 0 || this.polls.size > 0 || this.#released) return;
     this.#released = true;
+    if (this.#timer !== undefined) this.host.clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
     this.stream.waiters.delete(this.#onWake);
     this.host.release(this);
   }
