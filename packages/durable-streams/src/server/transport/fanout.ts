@@ -20,13 +20,16 @@ import type { Deadline } from './deadlines.js';
 
 /** An SSE connection reading a stream. */
 export interface SseReader {
-  readonly res: ServerResponse;
+  /** The response, until the connection is taken from node:http (detach.ts). */
+  res: ServerResponse | undefined;
   /**
    * The HTTP/1.1 socket under a chunked `res`, written to directly with a frame that carries
    * its own chunk header (built once for every reader), so a write costs one socket write and
    * none of the response's per-write bookkeeping; undefined where that cannot be done (HTTP/2).
    */
   readonly socket: Socket | undefined;
+  /** A detached response's `finish` listeners, called when the read ends. */
+  finish: Array<() => void> | undefined;
   /** Where the next frame this reader gets starts. */
   position: number;
   /** The last `Stream-Cursor` it was given (or sent). */
@@ -205,7 +208,7 @@ export class Feed {
       () => this.#settled(),
       (error: unknown) => {
         this.host.onError(error);
-        for (const rs of groups.values()) for (const r of rs) r.res.destroy();
+        for (const rs of groups.values()) for (const r of rs) (r.res ?? r.socket)?.destroy();
         this.#settled();
       },
     );
@@ -269,7 +272,7 @@ export class Feed {
         socket.write(frame.chunked);
         if (frame.closed) this.host.end(this, r);
         else if (socket.writableLength > limit && socket.writableNeedDrain) this.#pause(r);
-      } else {
+      } else if (r.res) {
         r.res.write(frame.plain);
         if (frame.closed) this.host.end(this, r);
         else if (r.res.writableLength > limit && r.res.writableNeedDrain) this.#pause(r);
@@ -279,7 +282,7 @@ export class Feed {
 
   #pause(r: SseReader): void {
     r.paused = true;
-    (r.socket ?? r.res).once('drain', () => {
+    (r.socket ?? r.res)?.once('drain', () => {
       r.paused = false;
       if (this.readers.has(r)) this.schedule();
     });

@@ -13,6 +13,7 @@ import type { Clock } from '@towerline/core';
 import type { Engine } from '../engine/engine.js';
 import type { Stream } from '../engine/stream.js';
 import { Deadlines } from './deadlines.js';
+import { detachSse, endDetached } from './detach.js';
 import { Feed, type FeedHost, type PollWaiter, type SseReader } from './fanout.js';
 import type { Responder } from './respond.js';
 
@@ -67,6 +68,18 @@ function rawSocket(res: ServerResponse): Socket | undefined {
   return socket;
 }
 
+/**
+ * Takes an SSE reader's connection off node:http (a function of its own, so that no closure
+ * of `sse()` keeps the response alive once it is detached).
+ */
+function detachReader(feed: Feed, reader: SseReader, socket: Socket): void {
+  if (!feed.readers.has(reader) || socket.destroyed || !reader.res) return;
+  const finish = detachSse(reader.res, socket);
+  if (!finish) return;
+  reader.res = undefined;
+  reader.finish = finish;
+}
+
 export class LiveReads implements FeedHost {
   readonly #feeds = new Map<Stream, Feed>();
   readonly #open = new Set<ServerResponse>();
@@ -104,7 +117,7 @@ export class LiveReads implements FeedHost {
     let bufferedBytes = 0;
     for (const r of this.#readers.keys()) {
       if (r.paused) paused++;
-      bufferedBytes += r.res.writableLength;
+      bufferedBytes += (r.socket ?? r.res)?.writableLength ?? 0;
     }
     return {
       sse: this.#readers.size,
@@ -188,10 +201,12 @@ export class LiveReads implements FeedHost {
       feed.releaseIfIdle();
       return;
     }
-    this.#track(res);
+    this.count(1);
+    const socket = rawSocket(res);
     const reader: SseReader = {
       res,
-      socket: rawSocket(res),
+      socket,
+      finish: undefined,
       position: start,
       cursor,
       first: true,
@@ -201,8 +216,11 @@ export class LiveReads implements FeedHost {
     reader.deadline = this.#sseDeadlines.add(this.o.sseReconnectMs, () => this.end(feed, reader));
     feed.readers.add(reader);
     this.#readers.set(reader, feed);
-    res.once('close', () => this.end(feed, reader));
+    (socket ?? res).once('close', () => this.end(feed, reader));
     feed.schedule();
+    // Off node:http once the headers are out — after the parser has finished with this
+    // request, which it does once this call returns: the socket is all an idle reader keeps.
+    if (socket) setImmediate(detachReader, feed, reader, socket);
   }
 
   /** Ends an SSE read: idempotent. */
@@ -210,8 +228,13 @@ export class LiveReads implements FeedHost {
     if (!feed.readers.delete(reader)) return;
     this.#readers.delete(reader);
     if (reader.deadline) this.#sseDeadlines.remove(reader.deadline);
-    this.#untrack(reader.res);
-    if (!reader.res.writableEnded) reader.res.end();
+    this.count(-1);
+    if (reader.res) {
+      if (!reader.res.writableEnded) reader.res.end();
+    } else {
+      endDetached(reader.socket!);
+      for (const f of reader.finish ?? []) f();
+    }
     feed.releaseIfIdle();
   }
 
