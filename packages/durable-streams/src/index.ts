@@ -73,4 +73,5 @@ export {
   StreamHandler,
   type StreamHandlerOptions,
 } from './server/transport/handler.js';
+export type { LiveStats } from './server/transport/live.js';
 export { tlsFetch } from './tls-fetch.js';

@@ -23,7 +23,7 @@ import {
 } from '../protocol/requests.js';
 import { BodyMeter, drain, readBody } from './body.js';
 import { type ShedReason, streamServerEvents } from './events.js';
-import { LiveReads } from './live.js';
+import { LiveReads, type LiveStats } from './live.js';
 import type { HandlerLogger, StreamHandlerOptions } from './options.js';
 import { OverloadGuard } from './overload.js';
 import { ReadCache } from './read-cache.js';
@@ -86,6 +86,9 @@ export class StreamHandler {
         maxChunkBytes: Math.min(pageBytes, 1024 * 1024),
         clock,
         cursor: (client) => nextCursor(client, this.#now(), this.#random),
+        ...(options.liveBufferBytes !== undefined ? { bufferBytes: options.liveBufferBytes } : {}),
+        ...(options.liveCoalesceMs !== undefined ? { coalesceMs: options.liveCoalesceMs } : {}),
+        onError: (error) => this.#logError(error),
       },
       (delta) => {
         this.overload.live += delta;
@@ -192,6 +195,12 @@ export class StreamHandler {
   }
 
   #fail(res: ServerResponse, error: unknown): void {
+    const storage = this.#logError(error);
+    this.#responder.problem(res, storage ? storageProblem() : problem(500, 'internal error'));
+  }
+
+  /** Logs an internal or storage error; true for a storage error. */
+  #logError(error: unknown): boolean {
     const storage = error instanceof StorageError;
     this.events.emit('failed', {
       errorType: storage ? error.code : ((error as Error)?.name ?? 'Error'),
@@ -203,7 +212,12 @@ export class StreamHandler {
       },
       storage ? 'storage error' : 'internal error',
     );
-    this.#responder.problem(res, storage ? storageProblem() : problem(500, 'internal error'));
+    return storage;
+  }
+
+  /** What live reads hold now: SSE connections, long-polls, paused readers, unsent bytes. */
+  get live(): LiveStats {
+    return this.#live.stats;
   }
 
   /** Sends once every change accepted so far is durable: an answer never runs ahead of the disk. */

@@ -150,7 +150,13 @@ export class CatchUp {
       } finally {
         this.inFlight -= bytes;
       }
-      if (!ok && !res.destroyed) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+      if (!ok && !res.destroyed) {
+        // The listener that loses the race is removed: one per page would pile up otherwise.
+        const ac = new AbortController();
+        const { signal } = ac;
+        await Promise.race([once(res, 'drain', { signal }), once(res, 'close', { signal })]);
+        ac.abort();
+      }
     }
     if (json) res.write(CLOSE);
     res.end();
