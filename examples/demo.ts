@@ -174,7 +174,7 @@ const chaos = (async () => {
     if (redis.reconnector.state !== 'connected') {
       await Promise.race([
         redis.reconnector.events.next('connected'),
-        sleep(30_000), // unref'd: never keeps the demo alive
+        sleep(30_000, { unref: true }), // never keeps the demo alive
       ]);
     }
   }

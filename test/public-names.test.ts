@@ -3,8 +3,19 @@
  * code uses them, against real servers.
  */
 import { RateLimitLayer as ConfigRateLimitLayer, rateLimitSource } from '@towerline/config';
-import { ExponentialBackoff, isTowerlineError, ServiceBuilder, serviceFn } from '@towerline/core';
+import {
+  CallTracer,
+  callTracer,
+  ExponentialBackoff,
+  isTowerlineError,
+  ServiceBuilder,
+  serviceFn,
+  TowerlineError,
+  untilAborted,
+} from '@towerline/core';
+import { FleetRateLimiter, FleetRetryBudget, GcraLimiter, SharedBreaker } from '@towerline/fleet';
 import { ResilientRedis, resilientRedis } from '@towerline/ioredis';
+import { callChannelName, channelName, SOURCES } from '@towerline/otel';
 import { ResilientPg, resilientPg } from '@towerline/pg';
 import {
   AimdLimit,
@@ -89,6 +100,22 @@ describe('public names', () => {
     await redis.close();
   });
 
+  it('issue 13 adds: untilAborted, callTracer / CallTracer, SOURCES, channelName / callChannelName, redis commands with a trailing context', async () => {
+    const reason = new Error('gone');
+    await expect(untilAborted(new Promise(() => {}), AbortSignal.abort(reason))).rejects.toBe(
+      reason,
+    );
+    expect(callTracer('retry')).toBeInstanceOf(CallTracer);
+    expect(callTracer('retry').name).toBe(callChannelName('retry'));
+    expect(channelName('durable-streams', 'shed')).toBe('towerline:durable-streams:shed');
+    expect(SOURCES.map((s) => s.component)).toContain('tls');
+    expect(new TowerlineError('ERR_DEPENDENCY_MISSING', 'x').code).toBe('ERR_DEPENDENCY_MISSING');
+    const redis = resilientRedis({ port: server.port });
+    expect(await redis.set('ctx', 'v', { signal: new AbortController().signal })).toBe('OK');
+    expect(await redis.get('ctx', { signal: new AbortController().signal })).toBe('v');
+    await redis.close();
+  });
+
   it('the policies (issue 14) and the config rate limit they took over, used as a pipeline', async () => {
     const breaker = new CircuitBreakerLayer({ halfOpenProbes: 1, probeGate: () => true });
     const seen: string[] = [];
@@ -124,5 +151,30 @@ describe('public names', () => {
     expect(old.tryAcquire()).toBe(0);
     expect(old.tryAcquire()).toBeGreaterThan(0);
     expect(rateLimitSource({ requestsPerSecond: 5, burst: 2 })()).toEqual({ rate: 5, burst: 2 });
+  });
+
+  it('@towerline/fleet: FleetRateLimiter, FleetRetryBudget as RetryLayer({ budget }), SharedBreaker, GcraLimiter', async () => {
+    const redis = resilientRedis({ port: server.port });
+    redis.reconnector.start();
+    await redis.reconnector.whenReady();
+    const limiter = new FleetRateLimiter({ redis, name: 'names', limit: 100, expectedReplicas: 2 });
+    expect(await limiter.acquire(1, undefined)).toBe(0);
+    const budget = new FleetRetryBudget({ redis, name: 'names', expectedReplicas: 2 });
+    await budget.flush();
+    let calls = 0;
+    const flaky = new RetryLayer({ maxAttempts: 2, budget, retryOn: () => true }).wrap(
+      serviceFn(async () => {
+        if (++calls === 1) throw new Error('once');
+        return 'ok';
+      }),
+    );
+    expect(await flaky.call(undefined)).toBe('ok');
+    expect(calls).toBe(2);
+    const shared = new SharedBreaker({ redis, name: 'names' });
+    expect(typeof shared.probeGate).toBe('function');
+    expect(new GcraLimiter({ limit: 1 }).acquire(1, undefined)).toBe(0);
+    budget.close();
+    shared.close();
+    await redis.close();
   });
 });

@@ -25,11 +25,24 @@ if (kind?.startsWith('towerline')) {
   // `towerline` is memory mode; `towerline:<mode>` another storage mode, in a fresh directory.
   const storage = (kind.split(':')[1] ?? 'memory') as StorageMode;
   const dataDir =
-    storage === 'memory' ? undefined : mkdtempSync(join(tmpdir(), `ds-bench-${storage}-`));
+    storage === 'memory' || storage === 'postgres'
+      ? undefined
+      : mkdtempSync(join(tmpdir(), `ds-bench-${storage}-`));
   const ours = await startDurableStreamsServer({
     longPollTimeoutMs: 1_000,
+    // DS_BENCH_COALESCE_MS tries another `liveCoalesceMs` than the default.
+    ...(process.env.DS_BENCH_COALESCE_MS
+      ? { liveCoalesceMs: Number(process.env.DS_BENCH_COALESCE_MS) }
+      : {}),
     storage,
     ...(dataDir ? { dataDir } : {}),
+    // postgres: the fleet bench names the database and a schema of its own.
+    ...(storage === 'postgres'
+      ? {
+          postgresUrl: process.env.DS_BENCH_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+          postgresSchema: process.env.DS_BENCH_PG_SCHEMA ?? 'ds_bench',
+        }
+      : {}),
   });
   url = ours.url;
   commits = () => ours.handler.engine.commits;
@@ -38,6 +51,14 @@ if (kind?.startsWith('towerline')) {
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   };
 } else if (kind === 'reference') {
+  // The reference server writes to SSE responses its readers have closed and throws
+  // ERR_STREAM_WRITE_AFTER_END from an event handler (seen when 1,000 readers leave at once);
+  // count it and keep serving, so that one bench phase cannot end the others.
+  let writeAfterEnd = 0;
+  process.on('uncaughtException', (error: Error & { code?: string }) => {
+    if (error.code !== 'ERR_STREAM_WRITE_AFTER_END') throw error;
+    if (writeAfterEnd++ === 0) console.warn('  reference server: write after end (ignored)');
+  });
   const reference = new DurableStreamTestServer({
     port: 0,
     compression: false,
@@ -57,6 +78,17 @@ if (kind?.startsWith('towerline')) {
     'stream-next-offset': '0000000000000000_0000000000100000',
   };
   const server = createServer((req, res) => {
+    if (req.url?.includes('live=sse')) {
+      // An SSE response held open, headers only: what node:http itself keeps per connection.
+      res.writeHead(200, { ...headers, 'content-type': 'text/event-stream' });
+      res.flushHeaders();
+      return;
+    }
+    if (req.method === 'PUT') {
+      res.writeHead(201, headers);
+      res.end();
+      return;
+    }
     if (req.method !== 'POST') {
       res.writeHead(200, { ...headers, 'content-type': 'text/plain' });
       res.end(prebuilt);
@@ -102,6 +134,14 @@ if (!process.send) {
 } else
   process.on('message', async (m) => {
     if (m === 'cpu') process.send!({ cpu: process.cpuUsage(), commits: { ...commits() } });
+    if (m === 'rss') {
+      // Two full collections (run with --expose-gc), so RSS counts live memory, not garbage.
+      const gc = (globalThis as { gc?: () => void }).gc;
+      gc?.();
+      await new Promise((r) => setTimeout(r, 50));
+      gc?.();
+      process.send!({ rss: process.memoryUsage().rss });
+    }
     if (m === 'stop') {
       await stop();
       process.disconnect();

@@ -1,93 +1,10 @@
-import { type ChildProcess, fork, spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fanout } from './ds-fanout.js';
 import { APPENDS, type HistoryRow, history, WARM } from './ds-history.js';
+import { type Drive, drive, ServerProcess } from './ds-process.js';
 import type { CaseResult, SuiteReport } from './harness.js';
-
-const here = dirname(fileURLToPath(import.meta.url));
-const loadScript = join(here, 'ds-load.mjs');
-const serverScript = join(here, 'ds-server.ts');
 
 const SERVERS = ['towerline', 'reference', 'node:http floor'] as const;
 type Who = (typeof SERVERS)[number];
-
-interface Drive {
-  /** Requests per second the load generator saw. */
-  rps: number;
-  /** CPU time the server's process spent per request, in µs. */
-  cpuUs: number;
-}
-
-/** A bench server in its own process (test/bench/ds-server.ts). */
-class ServerProcess {
-  private constructor(
-    readonly child: ChildProcess,
-    readonly url: string,
-  ) {}
-
-  static async start(kind: string): Promise<ServerProcess> {
-    const child = fork(serverScript, [kind], {
-      execArgv: ['--conditions=source', '--import', 'tsx'],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    const [m] = (await once(child, 'message')) as [{ url: string }];
-    return new ServerProcess(child, m.url);
-  }
-
-  /** The server process's CPU time so far (µs), and its group-commit figures. */
-  async cpu(): Promise<number> {
-    return (await this.sample()).cpu;
-  }
-
-  async sample(): Promise<{ cpu: number; batches: number; records: number }> {
-    this.child.send('cpu');
-    const [m] = (await once(this.child, 'message')) as [
-      { cpu: NodeJS.CpuUsage; commits: { batches: number; records: number } },
-    ];
-    return { cpu: m.cpu.user + m.cpu.system, ...m.commits };
-  }
-
-  async stop(): Promise<void> {
-    const exited = once(this.child, 'exit');
-    this.child.send('stop');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 5_000);
-    await exited;
-    clearTimeout(timer);
-  }
-}
-
-/**
- * Loads one server from the load generator's own process (16 connections) and reads the server
- * process's CPU time before and after: its CPU time per request is the capacity figure,
- * independent of how fast the load generator can go on a two-core machine.
- */
-async function drive(
-  server: ServerProcess,
-  url: string,
-  method: 'GET' | 'POST',
-  ms: number,
-): Promise<Drive> {
-  const child = spawn(process.execPath, [loadScript, url, method, '16', String(ms)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let out = '';
-  child.stdout.on('data', (d) => {
-    out += d;
-  });
-  const cpu0 = await server.cpu();
-  await once(child, 'exit');
-  const cpu = (await server.cpu()) - cpu0;
-  const r = JSON.parse(out) as {
-    opsPerSecond: number;
-    total: number;
-    errors: number;
-    non2xx: number;
-  };
-  if (r.errors > 0 || r.non2xx > 0)
-    throw new Error(`load generator saw ${r.errors} errors, ${r.non2xx} non-2xx answers`);
-  return { rps: r.opsPerSecond, cpuUs: cpu / r.total };
-}
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 
@@ -241,10 +158,24 @@ export async function storageModesOnly(): Promise<SuiteReport> {
   return { suite: 'zz-modes', results, notes };
 }
 
-export default async function durableStreams(): Promise<SuiteReport> {
-  const report = await capacity();
+const CASES = ['capacity', 'modes', 'history', 'fanout'] as const;
+
+/**
+ * Every case, or those named (`pnpm bench durable-streams:fanout`, or
+ * `DS_BENCH_CASES=fanout,modes pnpm bench durable-streams`).
+ */
+export default async function durableStreams(cases?: string[]): Promise<SuiteReport> {
+  const env = process.env.DS_BENCH_CASES?.split(',').filter(Boolean);
+  const wanted = new Set(cases?.length ? cases : env?.length ? env : CASES);
+  const unknown = [...wanted].filter((c) => !(CASES as readonly string[]).includes(c));
+  if (unknown.length)
+    throw new Error(`unknown durable-streams case(s) ${unknown.join(', ')}: ${CASES.join(', ')}`);
+  const report: SuiteReport = wanted.has('capacity')
+    ? await capacity()
+    : { suite: 'durable-streams', results: [], notes: {} };
   const notes = report.notes ?? {};
-  await storageModes(report.results, notes);
-  await historyAtSize(report.results, notes);
+  if (wanted.has('modes')) await storageModes(report.results, notes);
+  if (wanted.has('history')) await historyAtSize(report.results, notes);
+  if (wanted.has('fanout')) await fanout(report.results, notes);
   return { ...report, notes };
 }

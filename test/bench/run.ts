@@ -1,5 +1,5 @@
 /**
- * `pnpm bench [suite...]`: runs the named suites of test/bench (all when none is named), prints
+ * `pnpm bench [suite[:case,…]...]`: runs the named suites of test/bench (all when none is named), prints
  * each table and writes `.bench/<suite>.json`.
  */
 import { readdirSync } from 'node:fs';
@@ -20,7 +20,10 @@ const available = readdirSync(here)
   .filter((f) => f.endsWith('.bench.ts'))
   .map((f) => f.slice(0, -'.bench.ts'.length))
   .sort();
-const wanted = process.argv.slice(2).filter((a) => a !== '--');
+// `suite:case,case` runs only those cases of a suite that has cases (durable-streams).
+const args = process.argv.slice(2).filter((a) => a !== '--');
+const cases = new Map(args.map((a) => [a.split(':')[0]!, a.split(':')[1]?.split(',')]));
+const wanted = [...cases.keys()];
 const unknown = wanted.filter((w) => !available.includes(w));
 if (unknown.length) {
   console.error(`unknown suite(s): ${unknown.join(', ')}; available: ${available.join(', ')}`);
@@ -28,9 +31,9 @@ if (unknown.length) {
 }
 for (const suite of wanted.length ? wanted : available) {
   const mod = (await import(pathToFileURL(join(here, `${suite}.bench.ts`)).href)) as {
-    default: () => Promise<SuiteReport>;
+    default: (cases?: string[]) => Promise<SuiteReport>;
   };
-  const report = await mod.default();
+  const report = await mod.default(cases.get(suite));
   printReport(report);
   console.log(`wrote ${writeReport(report)}`);
 }

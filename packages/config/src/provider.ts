@@ -8,6 +8,7 @@ import {
   systemClock,
   TowerlineError,
   TypedEmitter,
+  untilAborted,
 } from '@towerline/core';
 import { type StreamBuilder, type SupervisedStream, superviseStream } from '@towerline/reconnect';
 import { describeParseError, parseErrorCause } from './parse-error.js';
@@ -259,8 +260,22 @@ export class ConfigProvider<T, Raw = T> {
    * Serialised: while one reload runs, later calls wait and then run once, with the latest
    * input they were given. Resolves with the value in force afterwards; rejects with
    * `ERR_CONFIG_INVALID` (old value kept) when the input is invalid.
+   *
+   * `signal` ends the wait: an aborted signal loads nothing, and one that fires later rejects
+   * the returned promise with its reason at once (a load already running still completes and
+   * applies, as it would for the other callers it serves).
    */
-  reload(input?: Raw | (() => Raw | Promise<Raw>)): Promise<T> {
+  reload(
+    input?: Raw | (() => Raw | Promise<Raw>),
+    options: { signal?: AbortSignal } = {},
+  ): Promise<T> {
+    const { signal } = options;
+    if (signal === undefined) return this.#reload(input);
+    if (signal.aborted) return Promise.reject(signal.reason);
+    return untilAborted(this.#reload(input), signal);
+  }
+
+  #reload(input?: Raw | (() => Raw | Promise<Raw>)): Promise<T> {
     if (this.#closed)
       return Promise.reject(new TowerlineError('ERR_CLOSED', `${this.name} is closed`));
     if (input === undefined && !this.#source.load) {

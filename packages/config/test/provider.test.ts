@@ -297,3 +297,40 @@ describe('ConfigProvider', () => {
     await expect(config.start()).rejects.toMatchObject({ code: 'ERR_CLOSED' });
   });
 });
+
+describe('ConfigProvider.reload({ signal })', () => {
+  it('loads nothing for an aborted signal; a later abort ends the wait, the load still applies', async () => {
+    let release!: (raw: { n: number }) => void;
+    let loads = 0;
+    const config = new ConfigProvider<{ n: number }>({
+      initial: { n: 0 },
+      source: {
+        load: () => {
+          loads++;
+          return new Promise<{ n: number }>((r) => {
+            release = r;
+          });
+        },
+      },
+    });
+    const reason = new Error('request ended');
+    await expect(config.reload(undefined, { signal: AbortSignal.abort(reason) })).rejects.toBe(
+      reason,
+    );
+    expect(loads).toBe(0);
+    const ac = new AbortController();
+    const waiting = config.reload(undefined, { signal: ac.signal });
+    const other = config.reload({ n: 5 }); // queued behind the running load
+    ac.abort(reason);
+    await expect(waiting).rejects.toBe(reason);
+    release({ n: 1 });
+    expect(await other).toEqual({ n: 5 });
+    expect(config.get().n).toBe(5);
+    expect(config.version).toBe(3);
+    // A live signal changes nothing.
+    expect(await config.reload({ n: 7 }, { signal: new AbortController().signal })).toEqual({
+      n: 7,
+    });
+    await config.close();
+  });
+});

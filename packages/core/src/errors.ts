@@ -36,7 +36,9 @@ export type ErrorCode =
   /** A request body is larger than allowed. */
   | 'ERR_BODY_TOO_LARGE'
   /** A value was asked for before there was one (call `start()` first). */
-  | 'ERR_NOT_READY';
+  | 'ERR_NOT_READY'
+  /** An optional dependency a feature needs is not installed; the message says which. */
+  | 'ERR_DEPENDENCY_MISSING';
 
 /** Extra, serialisable facts attached to a {@link TowerlineError}. */
 export interface TowerlineErrorDetails {
@@ -55,6 +57,13 @@ export interface TowerlineErrorDetails {
 }
 
 /**
+ * The brand every `TowerlineError` carries, a registered symbol: the same in every copy of
+ * `@towerline/core` loaded in one process (its CommonJS and its ESM build, or two versions), so
+ * an error made by one copy is recognised by the others.
+ */
+const TOWERLINE_ERROR_BRAND = Symbol.for('towerline.TowerlineError');
+
+/**
  * The one error class towerline throws. `code` says what happened, `cause` holds the original
  * error, and the message never contains secrets (no keys, no credentials, no request bodies).
  *
@@ -66,6 +75,17 @@ export interface TowerlineErrorDetails {
  * ```
  */
 export class TowerlineError extends Error {
+  /**
+   * `instanceof TowerlineError` asks for the brand, not the prototype chain, so it holds across
+   * module systems and duplicated installs (the dual-package hazard). A subclass keeps the
+   * ordinary prototype check.
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the class `instanceof` was asked about
+    if (this !== TowerlineError) return Function.prototype[Symbol.hasInstance].call(this, value);
+    return hasBrand(value);
+  }
+
   override readonly name = 'TowerlineError';
   readonly code: ErrorCode;
   readonly attempts?: number;
@@ -76,6 +96,8 @@ export class TowerlineError extends Error {
 
   constructor(code: ErrorCode, message: string, details: TowerlineErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    // Not enumerable: a spread or JSON.stringify of the error stays as it was.
+    Object.defineProperty(this, TOWERLINE_ERROR_BRAND, { value: true });
     this.code = code;
     if (details.attempts !== undefined) this.attempts = details.attempts;
     if (details.mayHaveExecuted !== undefined) this.mayHaveExecuted = details.mayHaveExecuted;
@@ -100,9 +122,20 @@ export class TowerlineError extends Error {
   }
 }
 
-/** True when `error` is a {@link TowerlineError}, and, if given, carries `code`. */
+function hasBrand(value: unknown): value is TowerlineError {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    (value as Record<symbol, unknown>)[TOWERLINE_ERROR_BRAND] === true
+  );
+}
+
+/**
+ * True when `error` is a {@link TowerlineError} made by any copy of `@towerline/core` (it
+ * carries the brand `Symbol.for('towerline.TowerlineError')`), and, if given, carries `code`.
+ */
 export function isTowerlineError(error: unknown, code?: ErrorCode): error is TowerlineError {
-  return error instanceof TowerlineError && (code === undefined || error.code === code);
+  return hasBrand(error) && (code === undefined || error.code === code);
 }
 
 /**

@@ -147,6 +147,14 @@ export class TypedEmitter<Events extends EventMap> {
     });
   }
 
+  /**
+   * Whether emitting `event` reaches anyone: a listener, or a subscriber of its diagnostics
+   * channel. For emitters that would otherwise pay for measuring what nobody reads.
+   */
+  observed(event: keyof Events & string): boolean {
+    return this.#ee.listenerCount(event) > 0 || this.channelFor(event)?.hasSubscribers === true;
+  }
+
   listenerCount(event: keyof Events & string): number {
     return this.#ee.listenerCount(event);
   }

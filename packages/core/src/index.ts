@@ -77,4 +77,6 @@ export {
   serviceFn,
 } from './service.js';
 export { type SleepOptions, sleep } from './sleep.js';
+export { type CallTrace, CallTracer, callTracer } from './trace.js';
+export { untilAborted } from './until-aborted.js';
 export { VirtualClock } from './virtual-clock.js';

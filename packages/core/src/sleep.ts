@@ -6,14 +6,15 @@ export interface SleepOptions {
   signal?: AbortSignal | undefined;
   clock?: Clock | undefined;
   /**
-   * Whether the pending timer may let the process exit (default `true`). Pass `false` when a
-   * caller is awaiting the outcome and would otherwise be dropped by an exiting process.
+   * Lets the process exit while the timer is pending (default `false`: like
+   * `timers/promises`, an awaited sleep keeps the process alive). Pass `true` for a background
+   * wait that must not hold the process open; its promise then never settles if the process exits.
    */
   unref?: boolean | undefined;
 }
 
 /**
- * Waits `ms` milliseconds. On abort it rejects with the signal's reason at once and leaves no
+ * Waits `ms` milliseconds, keeping the process alive meanwhile unless `unref: true`. On abort it rejects with the signal's reason at once and leaves no
  * timer behind.
  *
  * @example
@@ -27,7 +28,7 @@ export function sleep(ms: number, options: SleepOptions = {}): Promise<void> {
   if (typeof ms !== 'number' || !(ms >= 0) || !Number.isFinite(ms)) {
     invalidArgument('ms', `expected a finite number >= 0, got ${String(ms)}`);
   }
-  const { signal, clock = systemClock, unref = true } = options;
+  const { signal, clock = systemClock, unref = false } = options;
   if (signal?.aborted) return Promise.reject(signal.reason);
   return new Promise<void>((resolve, reject) => {
     const onAbort = () => {

@@ -150,3 +150,35 @@ describe('describeFileError', () => {
     expect(describeFileError(undefined)).toBe('cannot be read (error)');
   });
 });
+
+describe('the brand (one process, two copies of core)', () => {
+  it('recognises an error made by another copy of the module, and nothing else', async () => {
+    // A query string makes Vite load errors.ts a second time: another class, as the CommonJS
+    // build beside the ESM build would be.
+    const other = (await import(
+      '../src/errors.ts?second-copy' as string
+    )) as typeof import('../src/errors.js');
+    expect(other.TowerlineError).not.toBe(TowerlineError);
+    const foreign = new other.TowerlineError('ERR_CONFIG_INVALID', 'bad');
+    expect(foreign instanceof TowerlineError).toBe(true);
+    expect(isTowerlineError(foreign, 'ERR_CONFIG_INVALID')).toBe(true);
+    expect(isTowerlineError(foreign, 'ERR_CLOSED')).toBe(false);
+    expect(new TowerlineError('ERR_CLOSED', 'x') instanceof other.TowerlineError).toBe(true);
+    expect(new Error('x') instanceof TowerlineError).toBe(false);
+    expect(Object.assign(new Error('x'), { code: 'ERR_CLOSED' }) instanceof TowerlineError).toBe(
+      false,
+    );
+    expect((null as unknown) instanceof TowerlineError).toBe(false);
+    expect(isTowerlineError('ERR_CLOSED')).toBe(false);
+    // The brand is not enumerable: spreads, JSON and inspect stay as they were.
+    expect(Object.getOwnPropertySymbols({ ...foreign })).toEqual([]);
+    expect(JSON.parse(JSON.stringify(foreign))).not.toHaveProperty('brand');
+  });
+
+  it('keeps the prototype check for a subclass', () => {
+    class Special extends TowerlineError {}
+    expect(new Special('ERR_CLOSED', 'x') instanceof Special).toBe(true);
+    expect(new Special('ERR_CLOSED', 'x') instanceof TowerlineError).toBe(true);
+    expect(new TowerlineError('ERR_CLOSED', 'x') instanceof Special).toBe(false);
+  });
+});

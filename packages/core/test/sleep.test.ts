@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import { getEventListeners } from 'node:events';
+import { fileURLToPath } from 'node:url';
 import { type Clock, sleep, TowerlineError, VirtualClock } from '@towerline/core';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -102,7 +104,7 @@ describe('sleep on an injected clock', () => {
     await expect(p).rejects.toThrow('bye');
   });
 
-  it('hands the duration to the clock and unrefs the timer unless told not to', () => {
+  it('hands the duration to the clock and unrefs the timer only when asked', () => {
     const handles: unknown[] = [];
     const clock: Clock = {
       now: () => 0,
@@ -116,9 +118,12 @@ describe('sleep on an injected clock', () => {
     };
     void sleep(123, { clock });
     expect(clock.setTimeout).toHaveBeenCalledWith(expect.any(Function), 123);
-    expect(clock.unref).toHaveBeenCalledWith(handles[0]);
+    expect(clock.unref).not.toHaveBeenCalled();
     void sleep(10, { clock, unref: false });
+    expect(clock.unref).not.toHaveBeenCalled();
+    void sleep(10, { clock, unref: true });
     expect(clock.unref).toHaveBeenCalledTimes(1);
+    expect(clock.unref).toHaveBeenCalledWith(handles[2]);
   });
 
   it('an injected clock without unref() is fine', async () => {
@@ -148,5 +153,32 @@ describe('sleep: invalid durations', () => {
         expect(thrown).toMatchObject({ code: 'ERR_INVALID_ARGUMENT', parameter: 'ms' });
       }),
     );
+  });
+});
+
+describe('sleep: the process', () => {
+  const run = (code: string) =>
+    new Promise<{ status: number | null; stdout: string }>((resolve, reject) => {
+      execFile(
+        process.execPath,
+        ['--conditions=source', '--import', 'tsx', '--input-type=module', '-e', code],
+        { cwd: fileURLToPath(new URL('../../..', import.meta.url)), timeout: 20_000 },
+        (error, stdout) => {
+          if (error && typeof error.code !== 'number') reject(error);
+          else resolve({ status: error ? (error.code as number) : 0, stdout });
+        },
+      );
+    });
+
+  it('stays alive for an awaited sleep, as timers/promises does; exits under unref: true', async () => {
+    const kept = await run(
+      "import { sleep } from '@towerline/core'; await sleep(100); console.log('woke')",
+    );
+    expect(kept).toEqual({ status: 0, stdout: 'woke\n' });
+    // An unsettled top-level await: Node exits with 13 before the timer fires.
+    const dropped = await run(
+      "import { sleep } from '@towerline/core'; await sleep(100, { unref: true }); console.log('woke')",
+    );
+    expect(dropped).toEqual({ status: 13, stdout: '' });
   });
 });

@@ -67,9 +67,11 @@ export {
   type RunningServer,
   startDurableStreamsServer,
 } from './server/server.js';
+export type { ShedReason, StreamServerEvents } from './server/transport/events.js';
 export {
   type HandlerLogger,
   StreamHandler,
   type StreamHandlerOptions,
 } from './server/transport/handler.js';
+export type { LiveStats } from './server/transport/live.js';
 export { tlsFetch } from './tls-fetch.js';

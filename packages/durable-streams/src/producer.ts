@@ -45,6 +45,8 @@ export function createProducer(url: string, options: ProducerOptions = {}) {
   const doFetch = options.fetch ?? fetch;
   const contentType = options.contentType ?? 'application/octet-stream';
   let seq = 0;
+  /** Appends waiting for their turn: they carry the next numbers once sent. */
+  let waiting = 0;
   let chain: Promise<unknown> = Promise.resolve();
 
   const post = serviceFn(
@@ -80,9 +82,21 @@ export function createProducer(url: string, options: ProducerOptions = {}) {
     retryOn: isTransient,
   }).wrap(post);
 
-  const enqueue = (body: Uint8Array | string, close: boolean): Promise<AppendResult> => {
-    const mine = seq++;
-    const result = chain.then(() => sender.call({ body, seq: mine, close }));
+  const enqueue = (
+    body: Uint8Array | string,
+    close: boolean,
+    signal: AbortSignal | undefined,
+  ): Promise<AppendResult> => {
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    waiting++;
+    const result = chain.then(() => {
+      waiting--;
+      // An append aborted before its turn takes no sequence number: the ones after it follow
+      // without a gap. Once sent it runs to the end (retries included): abandoned half-way it
+      // could be applied or not, and the next number would be a guess.
+      if (signal?.aborted) throw signal.reason;
+      return sender.call({ body, seq: seq++, close });
+    });
     // Order is kept even past a failure; the failure reaches this call's caller only.
     chain = result.catch(() => {});
     return result;
@@ -91,13 +105,18 @@ export function createProducer(url: string, options: ProducerOptions = {}) {
   return {
     producerId,
     epoch,
-    /** Appends one batch; resolves once the server has it (exactly once). */
-    append: (body: Uint8Array | string) => enqueue(body, false),
-    /** Closes the stream (optionally with a final batch). */
-    close: (body: Uint8Array | string = '') => enqueue(body, true),
+    /**
+     * Appends one batch; resolves once the server has it (exactly once). `signal` withdraws
+     * the append while it waits behind earlier ones; once sent, it completes.
+     */
+    append: (body: Uint8Array | string, options: { signal?: AbortSignal } = {}) =>
+      enqueue(body, false, options.signal),
+    /** Closes the stream (optionally with a final batch); `signal` as for `append`. */
+    close: (body: Uint8Array | string = '', options: { signal?: AbortSignal } = {}) =>
+      enqueue(body, true, options.signal),
     /** The sequence number the next append will carry. */
     get nextSeq() {
-      return seq;
+      return seq + waiting;
     },
     retry: sender.events,
   };

@@ -204,6 +204,21 @@ describe('hand-built configs get the same checks (startApp never throws a TypeEr
       /http\.stream_base_path: expected a string/,
     ],
     ['an unknown key', (c: any) => (c.server.bind_adress = 'x'), /unknown key server\.bind_adress/],
+    [
+      'postgres without a URL',
+      (c: any) => (c.storage.mode = 'postgres'),
+      /storage\.mode postgres needs storage\.postgres_url/,
+    ],
+    [
+      'postgres_url not a URL',
+      (c: any) => (c.storage.postgres_url = 'localhost:5432'),
+      /storage\.postgres_url: expected empty, or a postgres:\/\//,
+    ],
+    [
+      'a misspelt postgres key',
+      (c: any) => (c.storage.postgres_uri = 'postgres://x/y'),
+      /unknown key storage\.postgres_uri/,
+    ],
   ])('%s', async (_name, patch, message) => {
     const c = base() as ServerConfig;
     patch(c);
@@ -238,7 +253,8 @@ describe('the schema is the one source', () => {
         k.key.includes('base_path') ||
         k.key.includes('bind') ||
         k.key.includes('rust_log') ||
-        k.key.includes('data_dir')
+        k.key.includes('data_dir') ||
+        k.key.includes('postgres_url')
       )
         continue;
       const c = loadConfig({ configDir: none, env: { [k.env]: sample[k.kind]! } });

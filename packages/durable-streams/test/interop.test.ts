@@ -129,6 +129,35 @@ describe('logging', () => {
     expect(lines.some((l) => l.message === 'listening')).toBe(true);
   });
 
+  it('an SSE read is logged when it ends, its connection taken off node:http meanwhile', async () => {
+    const { lines, logger } = capture();
+    const a = await app({}, logger);
+    const url = `${a.url}/v1/stream/sse-logged`;
+    await fetch(url, { method: 'PUT', headers: { 'content-type': 'text/plain' } });
+    const res = await fetch(`${url}?offset=-1&live=sse`);
+    const body = res.text();
+    await new Promise((r) => setTimeout(r, 50)); // the reader is idle, detached
+    expect(a.handler.live.sse).toBe(1);
+    await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain', 'stream-closed': 'true' },
+      body: 'last',
+    });
+    // The response ends whole (the last chunk), so the body resolves.
+    const text = await body;
+    expect(text).toContain('data:last');
+    expect(text).toContain('"streamClosed":true');
+    for (let i = 0; i < 100 && a.handler.live.sse > 0; i++)
+      await new Promise((r) => setTimeout(r, 10));
+    expect(a.handler.live.sse).toBe(0);
+    const sse = lines.filter((l) => l.message === 'request' && l['http.request.method'] === 'GET');
+    expect(sse).toHaveLength(1);
+    expect(sse[0]).toMatchObject({
+      'url.path': '/v1/stream/sse-logged',
+      'http.response.status_code': 200,
+    });
+  });
+
   it('the request level is configurable: off, or below the logger level, logs none', async () => {
     for (const level of ['off', 'debug']) {
       const { lines, logger } = capture('info');

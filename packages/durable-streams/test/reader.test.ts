@@ -214,3 +214,31 @@ describe('createProducer', () => {
     expect(() => createProducer('http://127.0.0.1:1/s', { epoch: -1 })).toThrow(/epoch/);
   });
 });
+
+describe('createProducer: an AbortSignal per append', () => {
+  it('withdraws an append that waits for its turn, without a gap in the sequence', async () => {
+    const server = await reference();
+    closers.push(() => server.stop());
+    await create(server.url, '/v1/stream/abort');
+    const url = `${server.url}/v1/stream/abort`;
+    const producer = createProducer(url, { contentType: 'text/plain' });
+    const reason = new Error('request ended');
+    await expect(producer.append('never;', { signal: AbortSignal.abort(reason) })).rejects.toBe(
+      reason,
+    );
+    const ac = new AbortController();
+    const first = producer.append('one;');
+    const withdrawn = producer.append('two;', { signal: ac.signal }); // behind `first`
+    const third = producer.append('three;', { signal: new AbortController().signal });
+    expect(producer.nextSeq).toBe(3);
+    ac.abort(reason);
+    await expect(withdrawn).rejects.toBe(reason);
+    await first;
+    await third;
+    expect(producer.nextSeq).toBe(2);
+    await producer.close();
+    const reader = collect(followStream(url, { policy: fast }));
+    await reader.done;
+    expect(text(reader.batches)).toBe('one;three;');
+  });
+});

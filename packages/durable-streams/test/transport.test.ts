@@ -78,6 +78,17 @@ describe('transport', () => {
       ).toBe(204);
       const read = await h2(app.url, '/v1/stream/h2?offset=-1');
       expect(read).toMatchObject({ status: 200, body: 'over h2' });
+      // SSE over HTTP/2 (frames through the response, not a socket): the stream is closed, so
+      // the reply ends after the data and the closing control event.
+      const closed = await h2(app.url, '/v1/stream/h2', {
+        method: 'POST',
+        headers: { 'content-type': 'text/plain', 'stream-closed': 'true' },
+      });
+      expect(closed.status).toBe(204);
+      const sse = await h2(app.url, '/v1/stream/h2?offset=-1&live=sse');
+      expect(sse.status).toBe(200);
+      expect(sse.body).toContain('event: data\ndata:over h2\n\n');
+      expect(sse.body).toContain('"streamClosed":true');
       expect(read.headers['stream-up-to-date']).toBe('true');
     } finally {
       await app.close();

@@ -1,4 +1,44 @@
-import { hasFlag } from '@ioredis/commands';
+import { createRequire } from 'node:module';
+import * as pinned from '@ioredis/commands';
+
+/** The part of `@ioredis/commands` read here. */
+export interface CommandTable {
+  hasFlag(command: string, flag: string): boolean;
+}
+
+/**
+ * The command table shipped with the ioredis whose entry file is `ioredisEntry` (ioredis 6
+ * ships `@ioredis/commands` 2, which knows commands 1.x does not: HTTL, VSIM, …). Falls back to
+ * the copy this package pins when that table cannot be loaded.
+ */
+export function commandTableOf(ioredisEntry: string | undefined): CommandTable {
+  try {
+    if (ioredisEntry !== undefined) {
+      const found = createRequire(ioredisEntry)('@ioredis/commands') as Partial<CommandTable>;
+      if (typeof found.hasFlag === 'function') return found as CommandTable;
+    }
+  } catch {
+    // not loadable from there (bundled, or an unusual layout): the pinned table answers
+  }
+  return pinned;
+}
+
+/** The entry file of the ioredis this module imports, or undefined when it cannot be found. */
+function installedIoredis(): string | undefined {
+  try {
+    // The CommonJS build has no import.meta; it has __filename.
+    const here = typeof __filename === 'string' ? __filename : import.meta.url;
+    return createRequire(here).resolve('ioredis');
+  } catch {
+    return undefined;
+  }
+}
+
+let table: CommandTable | undefined;
+const installedTable = () => {
+  table ??= commandTableOf(installedIoredis());
+  return table;
+};
 
 /** A command argument as Redis takes it. */
 export type RedisArg = string | number | Buffer;
@@ -22,10 +62,13 @@ export type RedisRequest = RedisCommand | RedisBatch;
 export const isBatch = (request: RedisRequest): request is RedisBatch =>
   request.kind === 'pipeline' || request.kind === 'multi';
 
-/** `readonly` per Redis's own command table: safe to send twice. */
+/**
+ * `readonly` per Redis's own command table, the one the installed ioredis ships: safe to send
+ * twice.
+ */
 export function isReadOnlyCommand(name: string): boolean {
   try {
-    return hasFlag(name.toLowerCase(), 'readonly');
+    return installedTable().hasFlag(name.toLowerCase(), 'readonly');
   } catch {
     return false; // unknown command: assume it writes
   }

@@ -95,6 +95,37 @@ describe('ResilientRedis', () => {
     expect(await check.get('p:c0')).toBe('10');
   });
 
+  it('takes a context (an AbortSignal) as the last argument of every typed command', async () => {
+    const r = redis();
+    const aborted = AbortSignal.abort(new Error('caller gave up'));
+    const live = new AbortController().signal;
+    await expect(r.get('sig:k', { signal: aborted })).rejects.toThrow('caller gave up');
+    await expect(r.set('sig:k', 'v', 'PX', 10_000, { signal: aborted })).rejects.toThrow(
+      'caller gave up',
+    );
+    await expect(r.del('sig:a', 'sig:b', { signal: aborted })).rejects.toThrow('caller gave up');
+    await expect(r.pipeline([['GET', 'sig:k']], { signal: aborted })).rejects.toThrow(
+      'caller gave up',
+    );
+    await expect(r.multi([['INCR', 'sig:n']], { signal: aborted })).rejects.toThrow(
+      'caller gave up',
+    );
+    // Nothing aborted reached the server; a live signal changes nothing.
+    expect(await r.get('sig:k', { signal: live })).toBeNull();
+    expect(await r.set('sig:k', 'v', 'PX', 10_000, { signal: live })).toBe('OK');
+    expect(await r.mget('sig:k', 'sig:missing', { signal: live })).toEqual(['v', null]);
+    expect(await r.del('sig:k', 'sig:missing', { signal: live })).toBe(1);
+    expect(await r.command<number>('EXISTS', 'sig:k', { signal: live })).toBe(0);
+    // A Buffer argument is an argument, never a context.
+    expect(await r.set('sig:b', Buffer.from('bytes'))).toBe('OK');
+    expect(await r.get('sig:b')).toBe('bytes');
+    // The per-call context wins over the facade's.
+    await expect(r.with({ signal: live }).incr('sig:n', { signal: aborted })).rejects.toThrow(
+      'caller gave up',
+    );
+    expect(await r.with({ signal: aborted }).incr('sig:n', { signal: live })).toBe(1);
+  });
+
   it('knows which commands are read-only from Redis flags', () => {
     expect(isReadOnlyCommand('GET')).toBe(true);
     expect(isReadOnlyCommand('mget')).toBe(true);

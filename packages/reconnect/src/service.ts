@@ -1,5 +1,6 @@
 import {
   type CallContext,
+  callTracer,
   type FusableService,
   type FusedPath,
   fused,
@@ -10,6 +11,7 @@ import {
   type RequestContext,
   TowerlineError,
   TypedEmitter,
+  untilAborted,
 } from '@towerline/core';
 import { RequestQueue } from './queue.js';
 import type { Reconnector } from './reconnector.js';
@@ -82,6 +84,9 @@ const mayHaveExecuted = (error: unknown, attempts: number) =>
     'the connection was lost with the request in flight; it may have executed',
     { cause: error, mayHaveExecuted: true, attempts },
   );
+
+/** `towerline:reconnect:call`: every call made on a reconnect service, for spans and durations. */
+const tracer = callTracer('reconnect');
 
 const notSentByTowerline = (error: unknown) => isTowerlineError(error, 'ERR_NOT_SENT');
 
@@ -166,7 +171,7 @@ export class ReconnectService<C, Req, Res> implements FusableService<Req, Res> {
 
   call(req: Req, ctx?: CallContext): Promise<Res> {
     const r = this.reconnector;
-    if (ctx === undefined) {
+    if (ctx === undefined && !tracer.active) {
       const live = r.current;
       if (live !== undefined) {
         // The connected path without a context: one call on the live connection and one
@@ -183,8 +188,18 @@ export class ReconnectService<C, Req, Res> implements FusableService<Req, Res> {
         );
       }
     }
+    if (!tracer.active) return this.#enqueueOrRun(req, ctx);
+    const events = this.events;
+    return tracer.channel.tracePromise(() => this.#enqueueOrRun(req, ctx), {
+      events,
+      source: events.source,
+      request: req,
+    });
+  }
+
+  #enqueueOrRun(req: Req, ctx?: CallContext): Promise<Res> {
     if (ctx?.signal?.aborted) return Promise.reject(ctx.signal.reason);
-    const conn = r.current;
+    const conn = this.reconnector.current;
     if (conn === undefined) return this.#queue.add(req, ctx, false);
     return this.#run(conn, req, ctx, false);
   }
@@ -217,22 +232,8 @@ export class ReconnectService<C, Req, Res> implements FusableService<Req, Res> {
     const signal = ctx?.signal;
     if (signal === undefined) return this.#call(conn, req, ctx);
     if (signal.aborted) return Promise.reject(signal.reason);
-    const sent = this.#call(conn, req, ctx);
-    return new Promise<Res>((resolve, reject) => {
-      // The reply, if it comes, is dropped: the caller has gone.
-      const onAbort = () => reject(signal.reason);
-      signal.addEventListener('abort', onAbort, { once: true });
-      sent.then(
-        (value) => {
-          signal.removeEventListener('abort', onAbort);
-          resolve(value);
-        },
-        (error: unknown) => {
-          signal.removeEventListener('abort', onAbort);
-          reject(error);
-        },
-      );
-    });
+    // The reply, if it comes, is dropped: the caller has gone.
+    return untilAborted(this.#call(conn, req, ctx), signal);
   }
 
   #failed(

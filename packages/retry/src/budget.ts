@@ -10,6 +10,17 @@ export interface RetryBudgetOptions {
   clock?: Clock;
 }
 
+/**
+ * What `RetryLayer` asks of a budget: {@link RetryBudget}, or one shared by a fleet
+ * (`FleetRetryBudget` from @towerline/fleet).
+ */
+export interface RetryBudgetLike {
+  /** Records a request. */
+  deposit(): void;
+  /** Takes one retry; false (and nothing taken) when the budget is empty. */
+  withdraw(): boolean;
+}
+
 const SLOTS = 10;
 
 /**
@@ -28,7 +39,7 @@ const SLOTS = 10;
  * const b = retry(serviceB, { budget });
  * ```
  */
-export class RetryBudget {
+export class RetryBudget implements RetryBudgetLike {
   readonly ttl: number;
   readonly minPerSecond: number;
   readonly retryPercent: number;

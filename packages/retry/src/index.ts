@@ -6,7 +6,7 @@
  *
  * @packageDocumentation
  */
-export { RetryBudget, type RetryBudgetOptions } from './budget.js';
+export { RetryBudget, type RetryBudgetLike, type RetryBudgetOptions } from './budget.js';
 export {
   type BudgetExhaustedEvent,
   type ExhaustedEvent,

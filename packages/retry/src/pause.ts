@@ -11,13 +11,13 @@ export function pause(ms: number, ctx: RequestContext, clock: Clock): Promise<vo
   const connection = ctx.connection;
   ctx.connection = undefined;
   const signal = ctx.signal;
-  if (connection === undefined || ms === 0) return sleep(ms, { signal, clock, unref: false });
+  if (connection === undefined || ms === 0) return sleep(ms, { signal, clock });
   if (signal?.aborted) return Promise.reject(signal.reason);
   if (connection.ready) return Promise.resolve();
   const stop = new AbortController();
   const onAbort = () => stop.abort(signal!.reason);
   signal?.addEventListener('abort', onAbort, { once: true });
-  const slept = sleep(ms, { signal: stop.signal, clock, unref: false });
+  const slept = sleep(ms, { signal: stop.signal, clock });
   // A connection that will never be back (closed, gave up) ends the wait too: the next attempt
   // then fails with that reason, which no retry repeats.
   const back = connection.whenReady(stop.signal).catch(() => undefined);

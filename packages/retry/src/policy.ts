@@ -8,7 +8,7 @@ import {
   systemClock,
   type TypedEmitter,
 } from '@towerline/core';
-import type { RetryBudget } from './budget.js';
+import type { RetryBudget, RetryBudgetLike } from './budget.js';
 
 /** Payload of the `retry` event: attempt `attempt` failed and the next starts after `delayMs` at the latest. */
 export interface RetryEvent {
@@ -59,7 +59,7 @@ export interface RetryOptions {
   /** The largest delay ever waited. Default: `backoff.max`, else 10 000 ms. */
   maxDelay?: number;
   /** Shared retry budget; every call deposits, every repeat (retry or resend) withdraws. */
-  budget?: RetryBudget;
+  budget?: RetryBudgetLike;
   /**
    * Treats requests through this layer as idempotent unless their context says otherwise.
    * Default `false`: a request that may have executed is retried only when the caller
@@ -83,7 +83,7 @@ export interface RetryPolicy {
   readonly retryOn: ((error: unknown, attempt: number) => boolean) | undefined;
   readonly delayFromError: ((error: unknown, attempt: number) => number | undefined) | undefined;
   readonly maxDelay: number;
-  readonly budget: RetryBudget | undefined;
+  readonly budget: RetryBudgetLike | undefined;
   readonly idempotent: boolean;
   readonly onRetry: ((event: RetryEvent) => void) | undefined;
   readonly clock: Clock;

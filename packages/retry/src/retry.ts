@@ -1,6 +1,7 @@
 import {
   attemptThrough,
   type CallContext,
+  callTracer,
   describeError,
   type FusableService,
   type FusedPath,
@@ -27,6 +28,9 @@ import {
   saysMayHaveExecuted,
   toPolicy,
 } from './policy.js';
+
+/** `towerline:retry:call`: every call through a retry service, for spans and durations. */
+const tracer = callTracer('retry');
 
 function markBudgetExhausted(error: unknown): void {
   if (typeof error === 'object' && error !== null && Object.isExtensible(error)) {
@@ -90,7 +94,7 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
   }
 
   call(req: Req, ctx?: CallContext): Promise<Res> {
-    if (ctx === undefined && this.#plain) {
+    if (ctx === undefined && this.#plain && !tracer.active) {
       // The happy path in full: the call and one failure handler capturing only the request.
       let first: Promise<Res>;
       try {
@@ -102,6 +106,16 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
         this.#retry(error, req, this.#contextAfter(error, undefined)),
       );
     }
+    if (!tracer.active) return this.#call(req, ctx);
+    const events = this.#policy.events;
+    return tracer.channel.tracePromise(() => this.#call(req, ctx), {
+      events,
+      source: events.source,
+      request: req,
+    });
+  }
+
+  #call(req: Req, ctx?: CallContext): Promise<Res> {
     const path = this.#path;
     if (path !== undefined) {
       // A towerline layer below reads and writes the context: share one from the start.

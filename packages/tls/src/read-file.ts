@@ -38,19 +38,23 @@ export async function readPemFile(
   path: string,
   what: string,
   maxBytes: number,
+  signal?: AbortSignal,
 ): Promise<{ text: string; name: string }> {
   const name = `${what} ${displayPath(path)}`;
   try {
+    signal?.throwIfAborted();
     const handle = await open(path, FLAGS);
     try {
       checkStats(await handle.stat(), name, maxBytes);
-      const bytes = await handle.readFile();
+      const bytes = await handle.readFile({ signal });
       if (bytes.length > maxBytes) throw grew(name, maxBytes);
       return { text: bytes.toString('utf8'), name };
     } finally {
       await handle.close();
     }
   } catch (error) {
+    // An abort is the caller's, not the file's: it rejects with the signal's reason.
+    if (signal?.aborted) throw signal.reason;
     throw readError(error, name);
   }
 }

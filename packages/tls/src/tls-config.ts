@@ -261,9 +261,14 @@ function classify(value: unknown, what: string): 'pem' | 'path' {
   );
 }
 
-async function readPart(value: string, what: string, maxBytes: number): Promise<Part> {
+async function readPart(
+  value: string,
+  what: string,
+  maxBytes: number,
+  signal: AbortSignal | undefined,
+): Promise<Part> {
   if (classify(value, what) === 'pem') return { text: value, name: `inline ${what}` };
-  return readPemFile(value, what, maxBytes);
+  return readPemFile(value, what, maxBytes, signal);
 }
 
 function readPartSync(value: string, what: string, maxBytes: number): Part {
@@ -288,7 +293,7 @@ function checkInput(input: TlsConfigInput): number {
  * strings: RSA and EC keys in PKCS#1, PKCS#8, SEC1 and encrypted PKCS#8. The pair is proven to
  * serve (the key signs, the leaf verifies) and OpenSSL builds a context from it before it is
  * accepted. Every failure is an `ERR_TLS_INVALID` naming the file, the line and the problem,
- * never quoting the input.
+ * never quoting the input. `signal` stops the file reads; the promise rejects with its reason.
  *
  * @example
  * ```ts
@@ -296,13 +301,19 @@ function checkInput(input: TlsConfigInput): number {
  * console.log(config.leaf.serialNumber, config.leaf.validTo);
  * ```
  */
-export async function loadTlsConfig(input: TlsConfigInput): Promise<TlsConfig> {
+export async function loadTlsConfig(
+  input: TlsConfigInput,
+  options: { signal?: AbortSignal } = {},
+): Promise<TlsConfig> {
+  const { signal } = options;
+  signal?.throwIfAborted();
   const max = checkInput(input);
   const [cert, key, ca] = await Promise.all([
-    readPart(input.cert, 'cert', max),
-    readPart(input.key, 'key', max),
-    input.ca === undefined ? undefined : readPart(input.ca, 'ca', max),
+    readPart(input.cert, 'cert', max, signal),
+    readPart(input.key, 'key', max, signal),
+    input.ca === undefined ? undefined : readPart(input.ca, 'ca', max, signal),
   ]);
+  signal?.throwIfAborted();
   return parseTlsConfig(
     { cert: cert.text, key: key.text, ca: ca?.text, passphrase: input.passphrase },
     { cert: cert.name, key: key.name, ...(ca ? { ca: ca.name } : {}) },

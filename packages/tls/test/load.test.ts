@@ -207,3 +207,18 @@ describe('no key material in any printout', () => {
     expect(JSON.stringify(config)).toContain(leaf.serial);
   });
 });
+
+describe('loadTlsConfig: an AbortSignal', () => {
+  it('rejects with the signal reason before and during the reads, and changes nothing otherwise', async () => {
+    const leaf = ca.issue({ commonName: 'abortable' });
+    const input = { cert: leaf.certPath, key: leaf.keyPath };
+    const reason = new Error('shutting down');
+    await expect(loadTlsConfig(input, { signal: AbortSignal.abort(reason) })).rejects.toBe(reason);
+    const ac = new AbortController();
+    const pending = loadTlsConfig(input, { signal: ac.signal });
+    ac.abort(reason); // while the files are being opened and read
+    await expect(pending).rejects.toBe(reason);
+    const config = await loadTlsConfig(input, { signal: new AbortController().signal });
+    expect(config.leaf.serialNumber.toUpperCase()).toBe(leaf.serial);
+  });
+});

@@ -198,13 +198,23 @@ export async function startApp(
       mode: config.storage.mode,
       dataDir: config.storage.data_dir,
       onCorruption: config.storage.on_corruption,
+      ...(config.storage.mode === 'postgres'
+        ? {
+            postgresUrl: config.storage.postgres_url,
+            postgresSchema: config.storage.postgres_schema,
+          }
+        : {}),
       warn: (message, fields) => log('warn', { message, ...fields }),
     });
   } catch (error) {
     await files?.close();
     throw new StartupError(
       'start_server',
-      `storage ${config.storage.mode} at ${config.storage.data_dir}: ${(error as Error).message}`,
+      `storage ${config.storage.mode} at ${
+        config.storage.mode === 'postgres'
+          ? `schema ${config.storage.postgres_schema}`
+          : config.storage.data_dir
+      }: ${(error as Error).message}`,
       { cause: error },
     );
   }

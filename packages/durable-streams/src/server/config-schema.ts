@@ -114,6 +114,16 @@ const corsOrigin: Rule = {
   test: (s) => s === '*' || /^https?:\/\/[A-Za-z0-9.[\]:-]+$/.test(s),
 };
 
+const pgUrl: Rule = {
+  expected: 'empty, or a postgres:// or postgresql:// URL',
+  test: (s) => s === '' || /^postgres(ql)?:\/\/[^\s]+$/.test(s),
+};
+
+const pgName: Rule = {
+  expected: 'a PostgreSQL identifier: lowercase letters, digits and _, starting with a letter',
+  test: (s) => /^[a-z_][a-z0-9_]{0,50}$/.test(s),
+};
+
 const directory: Rule = { expected: 'a directory path (one line)', test: isPathLike };
 
 /** The server's configuration schema: see the top of this file for how to add a key. */
@@ -140,6 +150,12 @@ export const serverConfigSchema = v.strictObject({
   storage: section({
     mode: oneOf(STORAGE_MODES, 'memory', 'storage backend'),
     data_dir: text('./data/streams', 'directory of the file and acid backends', directory),
+    postgres_url: text(
+      '',
+      'PostgreSQL URL of the postgres backend (postgres://host:port/db)',
+      pgUrl,
+    ),
+    postgres_schema: text('durable_streams', 'PostgreSQL schema of the postgres backend', pgName),
     on_corruption: oneOf(
       ['fail', 'truncate'],
       'fail',

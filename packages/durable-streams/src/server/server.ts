@@ -5,8 +5,16 @@ import { StreamHandler, type StreamHandlerOptions, serveRequest } from './transp
 
 export interface DurableStreamsServerOptions
   extends Omit<StreamHandlerOptions, 'persistence' | 'engine'>,
-    Pick<EngineOptions, 'onCorruption' | 'segmentBytes' | 'segmentRecords'> {
-  /** `memory` (default), `file-fast`, `file-durable` or `acid`. */
+    Pick<
+      EngineOptions,
+      | 'onCorruption'
+      | 'segmentBytes'
+      | 'segmentRecords'
+      | 'postgresUrl'
+      | 'postgresSchema'
+      | 'postgresPoolSize'
+    > {
+  /** `memory` (default), `file-fast`, `file-durable`, `acid` or `postgres`. */
   storage?: StorageMode;
   /** Where `file-*` and `acid` keep their data. */
   dataDir?: string;
@@ -37,6 +45,9 @@ export async function startDurableStreamsServer(
     ...(options.onCorruption ? { onCorruption: options.onCorruption } : {}),
     ...(options.segmentBytes ? { segmentBytes: options.segmentBytes } : {}),
     ...(options.segmentRecords ? { segmentRecords: options.segmentRecords } : {}),
+    ...(options.postgresUrl ? { postgresUrl: options.postgresUrl } : {}),
+    ...(options.postgresSchema ? { postgresSchema: options.postgresSchema } : {}),
+    ...(options.postgresPoolSize ? { postgresPoolSize: options.postgresPoolSize } : {}),
   });
   const handler = new StreamHandler({ ...options, engine });
   const server = createServer((req, res) => {

@@ -39,6 +39,8 @@ export function isLoopback(host: string): boolean {
 function crossCheck(c: ServerConfig, from: (key: string) => string): string[] {
   const problems: string[] = [];
   const { transport: t, proxy } = c;
+  if (c.storage.mode === 'postgres' && !c.storage.postgres_url)
+    problems.push('storage.mode postgres needs storage.postgres_url (DS_STORAGE__POSTGRES_URL)');
   const versions = t.http.versions;
   if (versions.includes('http3'))
     problems.push('transport.http.versions: http3 is not implemented');

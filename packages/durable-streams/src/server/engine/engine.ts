@@ -13,21 +13,29 @@ import { type OnCorruption, openLog } from './log-recovery.js';
 import type { LogStore } from './log-store.js';
 import { MemoryStore } from './memory-store.js';
 import { nextBoundary, planRead, type ReadPlan } from './read-plan.js';
+import type { SharedStore } from './shared.js';
 import type { Stream, StreamIndex } from './stream.js';
 import { type AppendSpec, type CreateSpec, StreamTable } from './table.js';
 
-export type StorageMode = 'memory' | 'file-fast' | 'file-durable' | 'acid';
+export type StorageMode = 'memory' | 'file-fast' | 'file-durable' | 'acid' | 'postgres';
 
 export const STORAGE_MODES: readonly StorageMode[] = [
   'memory',
   'file-fast',
   'file-durable',
   'acid',
+  'postgres',
 ];
 
 export interface EngineOptions {
-  /** `memory` (default), `file-fast`, `file-durable` or `acid`. */
+  /** `memory` (default), `file-fast`, `file-durable`, `acid` or `postgres`. */
   mode?: StorageMode;
+  /** `postgres`: the database every instance shares (`postgres://host:port/db`). */
+  postgresUrl?: string;
+  /** `postgres`: the schema of its tables, created if missing. Default `durable_streams`. */
+  postgresSchema?: string;
+  /** `postgres`: connections for changes and reads. Default 4. */
+  postgresPoolSize?: number;
   /** Where `file-*` and `acid` keep their data. */
   dataDir?: string;
   /** Wall clock (ms), for TTLs. Default `Date.now`. */
@@ -58,6 +66,8 @@ export class Engine {
   #log: LogStore | undefined;
   #compactor: Compactor | undefined;
   #memory: MemoryStore | undefined;
+  #shared: SharedStore | undefined;
+  #warn: EngineOptions['warn'];
   /** An id of this store, part of ETags: a stream id alone repeats after a memory restart. */
   storeId = '';
   report: OpenReport = { replayed: 0, truncated: 0, ms: 0 };
@@ -85,6 +95,27 @@ export class Engine {
     const mode = options.mode ?? 'memory';
     if (mode === 'memory') return Engine.memory(options);
     const engine = new Engine(mode, options.now ?? Date.now);
+    engine.#warn = options.warn;
+    if (mode === 'postgres') {
+      if (!options.postgresUrl)
+        throw new StorageError('ERR_STORAGE_FAILED', 'storage mode postgres needs a database URL');
+      const { openPg } = await import('./pg-store.js');
+      const store = await openPg(
+        {
+          url: options.postgresUrl,
+          schema: options.postgresSchema ?? 'durable_streams',
+          ...(options.postgresPoolSize ? { poolSize: options.postgresPoolSize } : {}),
+          ...(options.warn ? { warn: options.warn } : {}),
+        },
+        engine.table,
+        engine.now,
+      );
+      engine.#backend = store;
+      engine.#shared = store;
+      engine.storeId = store.storeId;
+      engine.report.ms = performance.now() - started;
+      return engine;
+    }
     if (!options.dataDir)
       throw new StorageError('ERR_STORAGE_FAILED', `storage mode ${mode} needs a data directory`);
     if (mode === 'acid') {
@@ -141,6 +172,14 @@ export class Engine {
     return this.#log;
   }
 
+  /**
+   * The store several instances share (postgres mode): refresh a stream with `sync` before
+   * serving it, and decide changes through it, under the database's lock.
+   */
+  get shared(): SharedStore | undefined {
+    return this.#shared;
+  }
+
   /** Set once a write failed: every later change is refused with it. */
   get failed(): Error | undefined {
     return this.#failed;
@@ -165,6 +204,13 @@ export class Engine {
   live(key: string): Stream | undefined {
     const s = this.table.streams.get(key);
     if (s && !s.softDeleted && s.expired(this.now())) {
+      if (this.#shared) {
+        // Deleted in the database (if it still is expired there); gone here at once.
+        this.#shared.delete(s, true, () => {});
+        if (s.refs === 0) return undefined;
+        s.softDeleted = true;
+        return s;
+      }
       this.delete(s, () => {});
       return s.softDeleted ? s : undefined;
     }
@@ -184,6 +230,10 @@ export class Engine {
   }
 
   delete(stream: Stream, done: Done): void {
+    if (this.#shared) {
+      this.#shared.delete(stream, false, done);
+      return;
+    }
     this.#submit(this.table.delete(stream), stream, undefined, done);
   }
 
@@ -193,6 +243,14 @@ export class Engine {
   }
 
   #submit(record: LogRecord, stream: Stream, payload: Payload | undefined, done: Done): void {
+    if (this.#shared) {
+      // The checked state here is a cache: a change decided on it alone could race another
+      // instance's. Shared stores take decisions (`shared.append`), not changes.
+      done(
+        new StorageError('ERR_STORAGE_FAILED', 'postgres mode changes go through engine.shared'),
+      );
+      return;
+    }
     if (this.#failed) {
       done(this.#failed);
       return;
@@ -252,6 +310,13 @@ export class Engine {
 
   /** Deletes every expired stream; returns how many. */
   sweep(): number {
+    if (this.#shared) {
+      // Every expired stream of the database, not only the ones this process holds.
+      this.#shared
+        .sweep()
+        .catch((error: Error) => this.#warn?.('sweep failed', { 'error.message': error.message }));
+      return 0;
+    }
     const now = this.now();
     let n = 0;
     for (const s of [...this.table.streams.values()]) {

@@ -12,6 +12,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { TowerlineError } from '@towerline/core';
 import type { Backend, Part, Write, WriteDone } from './backend.js';
 import { T_APPEND, T_CREATE, T_DELETE } from './codec.js';
 import { StorageError } from './errors.js';
@@ -261,6 +262,22 @@ export class SqliteStore implements Backend {
   }
 }
 
+/**
+ * Where better-sqlite3 is installed. It is an optional peer dependency (a native build few
+ * users need), so its absence is a clear error naming the install command.
+ */
+export function resolveDriver(specifier: string): string {
+  try {
+    return createRequire(here).resolve(specifier);
+  } catch (cause) {
+    throw new TowerlineError(
+      'ERR_DEPENDENCY_MISSING',
+      `storage mode acid needs the optional dependency ${specifier}: npm install ${specifier}`,
+      { cause, parameter: 'storage.mode' },
+    );
+  }
+}
+
 /** Opens (or creates) `streams.sqlite` in `dir` and restores the stream table from it. */
 export async function openSqlite(
   dir: string,
@@ -270,7 +287,7 @@ export async function openSqlite(
   mkdirSync(dir, { recursive: true });
   // Loaded only in acid mode; a variable specifier keeps it an optional native dependency.
   const specifier = 'better-sqlite3';
-  const driver = createRequire(here).resolve(specifier);
+  const driver = resolveDriver(specifier);
   const mod = (await import(specifier)) as unknown as { default: new (path: string) => Db };
   const path = join(dir, 'streams.sqlite');
   const db = new mod.default(path);

@@ -167,13 +167,18 @@ export function decideCreate(
   return { kind: 'create', spec: { key, config, closed: c.closed, fork, payload } };
 }
 
+/** The stream key a `Stream-Forked-From` value names. */
+export function forkSourceKey(from: string, basePath: string): string {
+  const path = from.split('?')[0]!;
+  return path.startsWith(`${basePath}/`) ? path.slice(basePath.length) : path;
+}
+
 function resolveFork(
   f: NonNullable<CreateRequest['fork']>,
   basePath: string,
   sources: ForkSources,
 ): Problem | { kind: 'fork'; fork: NonNullable<CreateSpec['fork']> } {
-  const path = f.from.split('?')[0]!;
-  const key = path.startsWith(`${basePath}/`) ? path.slice(basePath.length) : path;
+  const key = forkSourceKey(f.from, basePath);
   let offset: number | undefined;
   if (f.offsetText !== undefined) {
     const parsed = parseOffset(f.offsetText);

@@ -8,11 +8,13 @@ import { type RandomSource, systemClock } from '@towerline/core';
 import { Engine } from '../engine/engine.js';
 import { StorageError } from '../engine/errors.js';
 import type { Stream } from '../engine/stream.js';
-import { decideAppend, decideCreate, type Limits } from '../protocol/decide.js';
+import { decideAppend, decideCreate, forkSourceKey, type Limits } from '../protocol/decide.js';
 import { formatOffset, nextCursor } from '../protocol/offsets.js';
 import { type HeaderList, isProblem, type Problem, problem } from '../protocol/problem.js';
 import { createdHeaders, streamHeaders, tailReadHeaders } from '../protocol/replies.js';
 import {
+  type AppendRequest,
+  type CreateRequest,
   header,
   parseAppend,
   parseCreate,
@@ -20,7 +22,8 @@ import {
   type ReadRequest,
 } from '../protocol/requests.js';
 import { BodyMeter, drain, readBody } from './body.js';
-import { LiveReads } from './live.js';
+import { type ShedReason, streamServerEvents } from './events.js';
+import { LiveReads, type LiveStats } from './live.js';
 import type { HandlerLogger, StreamHandlerOptions } from './options.js';
 import { OverloadGuard } from './overload.js';
 import { ReadCache } from './read-cache.js';
@@ -33,6 +36,8 @@ export class StreamHandler {
   readonly basePath: string;
   readonly engine: Engine;
   readonly overload: OverloadGuard;
+  /** `request`, `shed` and `failed`; `instrument()` of `@towerline/otel` turns them into metrics. */
+  readonly events = streamServerEvents();
   readonly #responder: Responder;
   readonly #reads: ReadCache;
   readonly #live: LiveReads;
@@ -81,6 +86,9 @@ export class StreamHandler {
         maxChunkBytes: Math.min(pageBytes, 1024 * 1024),
         clock,
         cursor: (client) => nextCursor(client, this.#now(), this.#random),
+        ...(options.liveBufferBytes !== undefined ? { bufferBytes: options.liveBufferBytes } : {}),
+        ...(options.liveCoalesceMs !== undefined ? { coalesceMs: options.liveCoalesceMs } : {}),
+        onError: (error) => this.#logError(error),
       },
       (delta) => {
         this.overload.live += delta;
@@ -106,13 +114,22 @@ export class StreamHandler {
     const q = raw.indexOf('?');
     const path = q === -1 ? raw : raw.slice(0, q);
     if (path !== this.basePath && !path.startsWith(`${this.basePath}/`)) return false;
+    if (this.events.observed('request')) this.#observe(req, res);
     try {
-      const out = this.#route(
-        req,
-        res,
-        path.slice(this.basePath.length) || '/',
-        q === -1 ? '' : raw.slice(q + 1),
-      );
+      const key = path.slice(this.basePath.length) || '/';
+      const search = q === -1 ? '' : raw.slice(q + 1);
+      const shared = this.engine.shared;
+      const m = req.method;
+      // Shared storage: this process's copy of the stream is refreshed from the database first
+      // (a create, and an append to a stream known here, refresh under the row lock instead).
+      const out =
+        shared &&
+        key !== '/' &&
+        m !== 'OPTIONS' &&
+        m !== 'PUT' &&
+        !(m === 'POST' && this.engine.streams.has(key))
+          ? shared.sync(key).then(() => this.#route(req, res, key, search))
+          : this.#route(req, res, key, search);
       if (out) out.catch((error: unknown) => this.#fail(res, error));
     } catch (error) {
       this.#fail(res, error);
@@ -130,7 +147,7 @@ export class StreamHandler {
     if (method === 'OPTIONS')
       return drain(req, () => this.#responder.send(res, 204, this.#responder.preflight));
     const busy = this.overload.admit();
-    if (busy) return this.#shed(res, busy);
+    if (busy) return this.#shed(res, busy, 'event_loop_lag');
     if (key === '/') return this.#refuse(req, res, problem(404, 'no stream path'));
     // A soft-deleted stream (deleted, still read by its forks) is gone for its own clients.
     if (method !== 'PUT' && this.engine.live(key)?.softDeleted)
@@ -153,8 +170,22 @@ export class StreamHandler {
     }
   }
 
+  /** Reports the request's outcome and duration once its response is done or abandoned. */
+  #observe(req: IncomingMessage, res: ServerResponse): void {
+    const started = performance.now();
+    res.once('close', () =>
+      this.events.emit('request', {
+        method: req.method ?? 'GET',
+        status: res.statusCode,
+        durationMs: performance.now() - started,
+        completed: res.writableFinished,
+      }),
+    );
+  }
+
   /** Sheds a request under overload at once, closing the connection rather than reading on. */
-  #shed(res: ServerResponse, p: Problem): void {
+  #shed(res: ServerResponse, p: Problem, reason: ShedReason): void {
+    this.events.emit('shed', { reason, status: p.status });
     this.#responder.problem(res, { ...p, headers: p.headers.concat('connection', 'close') });
   }
 
@@ -164,7 +195,16 @@ export class StreamHandler {
   }
 
   #fail(res: ServerResponse, error: unknown): void {
+    const storage = this.#logError(error);
+    this.#responder.problem(res, storage ? storageProblem() : problem(500, 'internal error'));
+  }
+
+  /** Logs an internal or storage error; true for a storage error. */
+  #logError(error: unknown): boolean {
     const storage = error instanceof StorageError;
+    this.events.emit('failed', {
+      errorType: storage ? error.code : ((error as Error)?.name ?? 'Error'),
+    });
     this.#logger?.error(
       {
         'error.type': storage ? error.code : (error as Error)?.name,
@@ -172,7 +212,12 @@ export class StreamHandler {
       },
       storage ? 'storage error' : 'internal error',
     );
-    this.#responder.problem(res, storage ? storageProblem() : problem(500, 'internal error'));
+    return storage;
+  }
+
+  /** What live reads hold now: SSE connections, long-polls, paused readers, unsent bytes. */
+  get live(): LiveStats {
+    return this.#live.stats;
   }
 
   /** Sends once every change accepted so far is durable: an answer never runs ahead of the disk. */
@@ -204,7 +249,7 @@ export class StreamHandler {
     }
     const full = this.overload.admitBytes(Number(req.headers['content-length']) || 0);
     if (full) {
-      this.#shed(res, full);
+      this.#shed(res, full, 'memory');
       return;
     }
     const limit = this.#limits.maxStreamBytes ?? Number.POSITIVE_INFINITY;
@@ -224,6 +269,7 @@ export class StreamHandler {
     this.#withBody(req, res, a, (body) => {
       if (isProblem(a)) return;
       if (stream.removed) return this.#responder.problem(res, problem(404, 'no such stream'));
+      if (this.engine.shared) return this.#appendShared(res, stream, a, body);
       const d = decideAppend(stream, a, body, this.#limits);
       if (d.kind === 'problem') return this.#responder.problem(res, d);
       if (d.kind === 'reply') return this.#durably(res, d.status, d.headers);
@@ -239,16 +285,82 @@ export class StreamHandler {
     });
   }
 
+  /** Shared storage: decided under the database's lock, against the state stored there. */
+  #appendShared(
+    res: ServerResponse,
+    stream: Stream,
+    a: AppendRequest,
+    body: Buffer,
+    again = true,
+  ): void {
+    stream.lastAccess = this.#now();
+    const shared = this.engine.shared!;
+    shared.append(
+      stream,
+      // Soft-deleted (by another instance, perhaps): refused as the route refuses it here.
+      () =>
+        stream.softDeleted
+          ? problem(410, 'the stream was deleted')
+          : decideAppend(stream, a, body, this.#limits),
+      (error, out) => {
+        if (error) return this.#fail(res, error);
+        if (out === 'gone' || !out) {
+          // Deleted by another instance; perhaps created again there under the same key.
+          if (!again) return this.#responder.problem(res, problem(404, 'no such stream'));
+          shared.sync(stream.key).then(
+            () => {
+              const now = this.engine.live(stream.key);
+              if (!now || now === stream || now.softDeleted)
+                return this.#responder.problem(res, problem(404, 'no such stream'));
+              this.#appendShared(res, now, a, body, false);
+            },
+            (e: unknown) => this.#fail(res, e),
+          );
+          return;
+        }
+        const d = out.decision;
+        if (d.kind === 'problem') return this.#responder.problem(res, d);
+        if (d.kind === 'reply') return this.#responder.send(res, d.status, d.headers);
+        const { status, headers } = d.reply;
+        this.#responder.sendTail(res, status, headers, formatOffset(out.tail), d.spec.close);
+      },
+    );
+  }
+
   #create(req: IncomingMessage, res: ServerResponse, key: string): void {
     const c = parseCreate(req.headers);
     this.#withBody(req, res, c, (body) => {
       if (isProblem(c)) return;
+      if (this.engine.shared) return this.#createShared(req, res, key, c, body);
       const d = decideCreate(key, c, body, this.basePath, this.engine, this.#limits);
       if (d.kind === 'problem') return this.#responder.problem(res, d);
       if (d.kind === 'reply') return this.#durably(res, d.status, d.headers);
       const headers = createdHeaders(d.spec).concat('location', this.#location(req, key));
       this.engine.create(d.spec, this.#answer(res, 201, headers));
     });
+  }
+
+  #createShared(
+    req: IncomingMessage,
+    res: ServerResponse,
+    key: string,
+    c: CreateRequest,
+    body: Buffer,
+  ): void {
+    const source = c.fork ? forkSourceKey(c.fork.from, this.basePath) : undefined;
+    this.engine.shared!.create(
+      key,
+      source,
+      () => decideCreate(key, c, body, this.basePath, this.engine, this.#limits),
+      (error, out) => {
+        if (error) return this.#fail(res, error);
+        const d = out === 'gone' || !out ? problem(404, 'no such stream') : out.decision;
+        if (d.kind === 'problem') return this.#responder.problem(res, d);
+        if (d.kind === 'reply') return this.#responder.send(res, d.status, d.headers);
+        const headers = createdHeaders(d.spec).concat('location', this.#location(req, key));
+        this.#responder.send(res, 201, headers);
+      },
+    );
   }
 
   #head(res: ServerResponse, key: string): void {
@@ -286,7 +398,10 @@ export class StreamHandler {
     const position = r.offset === 'now' ? stream.visibleTail : r.offset;
     if (r.live !== undefined) {
       const busy = this.overload.admitLive();
-      if (busy) return this.#responder.problem(res, busy);
+      if (busy) {
+        this.events.emit('shed', { reason: 'live_connections', status: busy.status });
+        return this.#responder.problem(res, busy);
+      }
     }
     if (r.live === 'sse') return this.#live.sse(res, stream, position, r.cursor);
     const cursor = r.live === 'long-poll' && !stream.visibleClosed ? this.#cursor(r) : undefined;

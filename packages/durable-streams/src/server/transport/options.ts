@@ -28,6 +28,19 @@ export interface StreamHandlerOptions {
   maxMemoryBytes?: number;
   /** Long-poll and SSE connections at once: 503 with `Retry-After` beyond. */
   maxLiveConnections?: number;
+  /**
+   * Unsent bytes an SSE connection may hold (its socket buffer) before it is paused; it
+   * resumes from its own offset once the client has read them. Default 256 KiB.
+   */
+  liveBufferBytes?: number;
+  /**
+   * Least time between two deliveries to a stream's live readers, ms: appends that arrive
+   * meanwhile go out together, in one frame per reader. Default 3 — an append after a quiet
+   * spell goes out at once, and under a flood each reader is written to at most ~330 times a
+   * second per stream; 0 delivers every turn of the event loop. Whatever it is, a delivery
+   * that took d ms of the event loop is followed by d ms for the rest of the server.
+   */
+  liveCoalesceMs?: number;
   /** Refuse requests (503) while the event loop lags more than this, ms. */
   maxEventLoopLagMs?: number;
   /** `Access-Control-Allow-Origin`. Default `*`. */

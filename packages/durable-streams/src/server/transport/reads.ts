@@ -66,6 +66,9 @@ export class CatchUp {
     if (hit) return this.#send(req, res, stream, hit.end, hit.etagBase, cursor, hit.body);
     const plan = this.engine.plan(stream, position, this.o.pageBytes);
     const base = etagBase(this.engine.storeId, stream, position, plan.end);
+    // The tail the plan saw: an asynchronous read (postgres) may finish after it moved, and a
+    // page cached against the newer tail would pass for one cut short by its size.
+    const tail = stream.visibleTail;
     if (bodyLength(stream.json, plan) > this.o.inlineBytes)
       return this.#pump(req, res, stream, plan, base, cursor);
     const build = (bufs: Buffer[]) => {
@@ -73,7 +76,7 @@ export class CatchUp {
       if (this.o.roomFor(body.length))
         this.cache.set(stream, {
           position,
-          tail: stream.visibleTail,
+          tail,
           end: plan.end,
           body,
           etagBase: base,
@@ -147,7 +150,13 @@ export class CatchUp {
       } finally {
         this.inFlight -= bytes;
       }
-      if (!ok && !res.destroyed) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+      if (!ok && !res.destroyed) {
+        // The listener that loses the race is removed: one per page would pile up otherwise.
+        const ac = new AbortController();
+        const { signal } = ac;
+        await Promise.race([once(res, 'drain', { signal }), once(res, 'close', { signal })]);
+        ac.abort();
+      }
     }
     if (json) res.write(CLOSE);
     res.end();
