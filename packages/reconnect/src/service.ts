@@ -170,8 +170,16 @@ export class ReconnectService<C, Req, Res> implements FusableService<Req, Res> {
   }
 
   call(req: Req, ctx?: CallContext): Promise<Res> {
-    const r = this.reconnector;
-    if (ctx === undefined && !tracer.active) {
+    if (tracer.active) {
+      const events = this.events;
+      return tracer.channel.tracePromise(() => this.#enqueueOrRun(req, ctx), {
+        events,
+        source: events.source,
+        request: req,
+      });
+    }
+    if (ctx === undefined) {
+      const r = this.reconnector;
       const live = r.current;
       if (live !== undefined) {
         // The connected path without a context: one call on the live connection and one
@@ -188,13 +196,7 @@ export class ReconnectService<C, Req, Res> implements FusableService<Req, Res> {
         );
       }
     }
-    if (!tracer.active) return this.#enqueueOrRun(req, ctx);
-    const events = this.events;
-    return tracer.channel.tracePromise(() => this.#enqueueOrRun(req, ctx), {
-      events,
-      source: events.source,
-      request: req,
-    });
+    return this.#enqueueOrRun(req, ctx);
   }
 
   #enqueueOrRun(req: Req, ctx?: CallContext): Promise<Res> {

@@ -94,7 +94,15 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
   }
 
   call(req: Req, ctx?: CallContext): Promise<Res> {
-    if (ctx === undefined && this.#plain && !tracer.active) {
+    if (tracer.active) {
+      const events = this.#policy.events;
+      return tracer.channel.tracePromise(() => this.#call(req, ctx), {
+        events,
+        source: events.source,
+        request: req,
+      });
+    }
+    if (ctx === undefined && this.#plain) {
       // The happy path in full: the call and one failure handler capturing only the request.
       let first: Promise<Res>;
       try {
@@ -106,24 +114,19 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
         this.#retry(error, req, this.#contextAfter(error, undefined)),
       );
     }
-    if (!tracer.active) return this.#call(req, ctx);
-    const events = this.#policy.events;
-    return tracer.channel.tracePromise(() => this.#call(req, ctx), {
-      events,
-      source: events.source,
-      request: req,
-    });
+    return this.#call(req, ctx);
   }
 
   #call(req: Req, ctx?: CallContext): Promise<Res> {
     const path = this.#path;
     if (path !== undefined) {
       // A towerline layer below reads and writes the context: share one from the start.
-      const c = RequestContext.from(ctx);
+      const c = ctx === undefined ? new RequestContext() : RequestContext.from(ctx);
       this.#enter(c);
-      // What an attempt-scoped layer below (an attempt timeout) sets is undone before the next attempt.
-      const deadline = c.deadline;
-      const signal = c.signal;
+      // What an attempt-scoped layer below (an attempt timeout) sets is undone before the next
+      // attempt (a context made here had neither: nothing to read).
+      const deadline = ctx === undefined ? undefined : c.deadline;
+      const signal = ctx === undefined ? undefined : c.signal;
       let first: Promise<Res>;
       try {
         first = path.start(req, c);
