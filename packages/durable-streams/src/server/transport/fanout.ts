@@ -20,7 +20,7 @@ import type { Deadline } from './deadlines.js';
 
 /** An SSE connection reading a stream. */
 export interface SseReader {
-  /** The response, until the connection is taken from node:http (detach.ts). */
+  /** The response; dropped once the connection is taken from node:http, unless observed. */
   res: ServerResponse | undefined;
   /**
    * The HTTP/1.1 socket under a chunked `res`, written to directly with a frame that carries
@@ -28,8 +28,8 @@ export interface SseReader {
    * none of the response's per-write bookkeeping; undefined where that cannot be done (HTTP/2).
    */
   readonly socket: Socket | undefined;
-  /** A detached response's `finish` listeners, called when the read ends. */
-  finish: Array<() => void> | undefined;
+  /** Taken off node:http (detach.ts): `res`, when still there, is only kept for its observers. */
+  detached: boolean;
   /** Where the next frame this reader gets starts. */
   position: number;
   /** The last `Stream-Cursor` it was given (or sent). */

@@ -13,7 +13,7 @@ import type { Clock } from '@towerline/core';
 import type { Engine } from '../engine/engine.js';
 import type { Stream } from '../engine/stream.js';
 import { Deadlines } from './deadlines.js';
-import { detachSse, endDetached } from './detach.js';
+import { detachSse, endDetached, observed } from './detach.js';
 import { Feed, type FeedHost, type PollWaiter, type SseReader } from './fanout.js';
 import type { Responder } from './respond.js';
 
@@ -74,10 +74,9 @@ function rawSocket(res: ServerResponse): Socket | undefined {
  */
 function detachReader(feed: Feed, reader: SseReader, socket: Socket): void {
   if (!feed.readers.has(reader) || socket.destroyed || !reader.res) return;
-  const finish = detachSse(reader.res, socket);
-  if (!finish) return;
-  reader.res = undefined;
-  reader.finish = finish;
+  if (!detachSse(reader.res, socket)) return;
+  reader.detached = true;
+  if (!observed(reader.res)) reader.res = undefined;
 }
 
 export class LiveReads implements FeedHost {
@@ -206,7 +205,7 @@ export class LiveReads implements FeedHost {
     const reader: SseReader = {
       res,
       socket,
-      finish: undefined,
+      detached: false,
       position: start,
       cursor,
       first: true,
@@ -229,12 +228,8 @@ export class LiveReads implements FeedHost {
     this.#readers.delete(reader);
     if (reader.deadline) this.#sseDeadlines.remove(reader.deadline);
     this.count(-1);
-    if (reader.res) {
-      if (!reader.res.writableEnded) reader.res.end();
-    } else {
-      endDetached(reader.socket!);
-      for (const f of reader.finish ?? []) f();
-    }
+    if (reader.detached) endDetached(reader.socket!, reader.res);
+    else if (reader.res && !reader.res.writableEnded) reader.res.end();
     feed.releaseIfIdle();
   }
 
