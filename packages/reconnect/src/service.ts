@@ -152,12 +152,21 @@ export class ReconnectService<C, Req, Res> implements FusableService<Req, Res> {
     });
     this[fused] = {
       start: (req, c) => {
-        c.wire = undefined;
-        if (c.signal?.aborted) return Promise.reject(c.signal.reason);
-        const conn = this.reconnector.current;
-        if (conn === undefined) return this.#queue.add(req, c, false);
-        c.wire = this.reconnector.generation;
-        return this.#send(conn, req, c);
+        const signal = c.signal;
+        if (signal?.aborted) {
+          c.wire = undefined;
+          return Promise.reject(signal.reason);
+        }
+        const r = this.reconnector;
+        const conn = r.current;
+        if (conn === undefined) {
+          c.wire = undefined;
+          return this.#queue.add(req, c, false);
+        }
+        c.wire = r.generation;
+        if (signal === undefined) return this.#call(conn, req, c);
+        // The reply, if it comes, is dropped: the caller has gone.
+        return untilAborted(this.#call(conn, req, c), signal);
       },
       // `wire` unset: the promise was the queue's, whose requests carry their own recovery.
       recover: (error, req, c) =>
