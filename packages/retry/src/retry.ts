@@ -119,6 +119,18 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
 
   #call(req: Req, ctx?: CallContext): Promise<Res> {
     const path = this.#path;
+    if (path !== undefined && ctx === undefined && path.succeeded === undefined) {
+      // A context made here: no scope to save, and a failure handler capturing only the request.
+      const c = new RequestContext();
+      this.#enter(c);
+      let first: Promise<Res>;
+      try {
+        first = path.start(req, c);
+      } catch (error) {
+        return this.#recoverFresh(error, req, c);
+      }
+      return first.then(undefined, (error: unknown) => this.#recoverFresh(error, req, c));
+    }
     if (path !== undefined) {
       // A towerline layer below reads and writes the context: share one from the start.
       const c = ctx === undefined ? new RequestContext() : RequestContext.from(ctx);
@@ -158,6 +170,13 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
     // A plain service below: nothing there shares a context, so none is made unless it fails.
     this.#policy.budget?.deposit();
     return this.#first(req, ctx, undefined);
+  }
+
+  /** Attempt 1 of a request whose context this layer made failed on the fused path below. */
+  #recoverFresh(error: unknown, req: Req, c: RequestContext): Promise<Res> {
+    return this.#path!.recover(error, req, c).then(undefined, (e: unknown) =>
+      this.#retry(e, req, c, true, undefined, undefined),
+    );
   }
 
   /** Attempt 1 on a service with no fused path; `c` is the shared context, if there is one yet. */
