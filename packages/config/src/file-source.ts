@@ -2,7 +2,7 @@ import { constants, watch } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { describeFileError, invalidArgument, TowerlineError } from '@towerline/core';
-import type { ConfigSource } from './provider.js';
+import type { ConfigSource } from './provider-options.js';
 
 export interface FileSourceOptions {
   /** Quiet time after the last change before reading, ms. Default 50. */

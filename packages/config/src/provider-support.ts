@@ -1,5 +1,5 @@
 import { TowerlineError } from '@towerline/core';
-import type { ValidationResult } from './provider.js';
+import type { ValidationResult } from './provider-options.js';
 
 /** Freezes plain data in place; class instances (a SecureContext, a Buffer) are left alone. */
 export function deepFreeze<V>(value: V): V {

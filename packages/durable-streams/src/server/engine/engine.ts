@@ -99,7 +99,7 @@ export class Engine {
     if (mode === 'postgres') {
       if (!options.postgresUrl)
         throw new StorageError('ERR_STORAGE_FAILED', 'storage mode postgres needs a database URL');
-      const { openPg } = await import('./pg-store.js');
+      const { openPg } = await import('./pg-open.js');
       const store = await openPg(
         {
           url: options.postgresUrl,

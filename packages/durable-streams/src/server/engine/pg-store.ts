@@ -14,6 +14,8 @@ import type pg from 'pg';
 import type { Backend, Part, Write, WriteDone } from './backend.js';
 import type { AppendRecord, CreateRecord } from './codec.js';
 import { StorageError } from './errors.js';
+import { AccessLog } from './pg-access.js';
+import { readParts, storageError, writeAppends, writeCreate, writeDelete } from './pg-io.js';
 import {
   applyMeta,
   applyRecords,
@@ -23,37 +25,22 @@ import {
   type StreamRow,
   streamOf,
   Tables,
-  tabBytes,
 } from './pg-rows.js';
 import {
   EXPIRED,
   LOCK_BY_ID,
   LOCK_CHAIN,
   LOCK_KEY,
-  READ_SLICES,
   RECORDS_BETWEEN,
-  recordValues,
   SYNC_BY_ID,
   SYNC_BY_KEY,
-  schemaSql,
   TOUCH,
 } from './pg-schema.js';
 import { KeyedSerial } from './serial.js';
 import { type Decision, type SharedDone, type SharedStore, specOf } from './shared.js';
-import { type StreamMeta, streamMeta } from './snapshot.js';
+import type { StreamMeta } from './snapshot.js';
 import type { Stream } from './stream.js';
 import type { StreamTable } from './table.js';
-
-export interface PgStoreOptions {
-  url: string;
-  /** Schema of the tables; created if missing. */
-  schema: string;
-  /** Connections for changes and reads. Default 4. */
-  poolSize?: number;
-  /** Start-up gives up after this long without a database. Default 15 s. */
-  connectTimeoutMs?: number;
-  warn?: (message: string, fields: Record<string, unknown>) => void;
-}
 
 type Q = (text: string, values?: unknown[]) => Promise<Array<Record<string, unknown>>>;
 type SyncRow = StreamRow & RecordRow;
@@ -64,16 +51,6 @@ interface Pending<D> {
 
 const RETRYABLE = new Set(['40001', '40P01', '23505']);
 
-function storageError(error: unknown): StorageError {
-  if (error instanceof StorageError) return error;
-  const code = (error as { code?: unknown })?.code;
-  return new StorageError(
-    'ERR_STORAGE_FAILED',
-    `PostgreSQL: ${typeof code === 'string' ? code : 'unavailable'}`,
-    { cause: error },
-  );
-}
-
 const rowsOf =
   (c: pg.ClientBase): Q =>
   async (text, values) =>
@@ -83,14 +60,11 @@ export class PgStore implements Backend, SharedStore {
   readonly #serial = new KeyedSerial();
   readonly #appends = new Map<string, Pending<Decision>[]>();
   readonly #tables = new Tables();
-  /** Streams with a TTL read here since their last access was written. */
-  readonly #touched = new Map<Stream, number>();
   readonly #instance = randomUUID().slice(0, 8);
   readonly #channel: string;
-  readonly #timer: NodeJS.Timeout;
+  readonly #access: AccessLog;
   readonly #q: Q;
   #inFlight = 0;
-  #touchSoon = false;
   #idle: (() => void) | undefined;
   #closed = false;
 
@@ -101,22 +75,11 @@ export class PgStore implements Backend, SharedStore {
     readonly schema: string,
     readonly storeId: string,
     private readonly now: () => number,
-    private readonly warn: PgStoreOptions['warn'],
+    private readonly warn: ((message: string, fields: Record<string, unknown>) => void) | undefined,
   ) {
     this.#channel = `ds_${schema}`;
     this.#q = async (text, values) => (await pool.query(text, values)).rows;
-    this.#timer = setInterval(() => void this.#flushAccess(), 1_000);
-    this.#timer.unref();
-  }
-
-  /** The `LISTEN` connection's setup: on every (re)connect, before anything else. */
-  static listenSetup(channel: string, onNote: (payload: string) => void) {
-    return async (client: pg.Client) => {
-      client.on('notification', (n) => {
-        if (n.channel === channel && n.payload) onNote(n.payload);
-      });
-      await client.query(`LISTEN "${channel}"`);
-    };
+    this.#access = new AccessLog((ids, at) => this.#tracked(() => this.#q(TOUCH, [ids, at])));
   }
 
   /** A `NOTIFY` from another instance: the stream changed there. */
@@ -211,18 +174,7 @@ export class PgStore implements Backend, SharedStore {
     }
     applyMeta(s, meta, head.refs, Number(head.last_access));
     applyRecords(this.streams, this.#tables, s, rows, meta);
-    if (s.config.ttlSeconds !== undefined && !this.#touched.has(s)) {
-      // A read served after this refresh slides the expiry: written for every instance in the
-      // next turn (a HEAD, which does not, leaves nothing to write).
-      this.#touched.set(s, s.lastAccess);
-      if (!this.#touchSoon) {
-        this.#touchSoon = true;
-        setImmediate(() => {
-          this.#touchSoon = false;
-          void this.#flushAccess();
-        });
-      }
-    }
+    this.#access.refreshed(s);
     return s;
   }
 
@@ -270,7 +222,8 @@ export class PgStore implements Backend, SharedStore {
           if (spec) records.push(this.streams.append(stream, spec));
           results.push({ decision, tail: stream.tail });
         }
-        if (records.length > 0) await this.#writeAppends(c, stream, records);
+        if (records.length > 0)
+          await writeAppends(c, this.#channel, this.#note(stream.id), stream, records);
         return { results, records };
       });
     } catch (error) {
@@ -297,27 +250,6 @@ export class PgStore implements Backend, SharedStore {
 
   #note(id: number): string {
     return `${id}:${this.#instance}`;
-  }
-
-  async #writeAppends(c: pg.ClientBase, s: Stream, records: AppendRecord[]): Promise<void> {
-    const values: unknown[] = [s.id, JSON.stringify(streamMeta(s)), s.lastAccess, this.#note(s.id)];
-    let sql = `UPDATE ds_streams SET meta = $2, last_access = GREATEST(last_access, $3)
-      WHERE id = $1 RETURNING pg_notify('${this.#channel}', $4)`;
-    const data = records.filter((r) => r.payload.count > 0);
-    if (data.length > 0) {
-      for (const r of data) {
-        const p = r.payload;
-        values.push(
-          r.start,
-          p.count,
-          p.bytes,
-          tabBytes(p.table),
-          p.chunks.length === 1 ? p.chunks[0]! : Buffer.concat(p.chunks, p.bytes),
-        );
-      }
-      sql = `WITH ins AS (${recordValues(data.length, 5)}) ${sql}`;
-    }
-    await c.query(sql, values);
   }
 
   create<D extends Decision>(
@@ -356,7 +288,14 @@ export class PgStore implements Backend, SharedStore {
         if (!spec) return { decision, made: undefined };
         const { rows } = await c.query("SELECT nextval('ds_stream_ids') AS id");
         const made = this.streams.create(spec, this.now(), Number(rows[0]!.id));
-        await this.#writeCreate(c, made.stream, made.record);
+        await writeCreate(
+          c,
+          this.#channel,
+          this.#note(made.stream.id),
+          this.now(),
+          made.stream,
+          made.record,
+        );
         return { decision, made };
       });
     } catch (error) {
@@ -378,35 +317,6 @@ export class PgStore implements Backend, SharedStore {
   #unmake(s: Stream): void {
     if (s.fork) s.fork.source.refs--;
     forget(this.streams, this.#tables, s);
-  }
-
-  async #writeCreate(c: pg.ClientBase, s: Stream, record: CreateRecord): Promise<void> {
-    const { ttlSeconds, expiresAt } = s.config;
-    const values: unknown[] = [
-      s.id,
-      s.key,
-      JSON.stringify(streamMeta(s)),
-      this.now(),
-      ttlSeconds === undefined ? null : ttlSeconds * 1000,
-      expiresAt ?? null,
-      this.#note(s.id),
-    ];
-    let sql = `INSERT INTO ds_streams (id, key, meta, refs, last_access, ttl_ms, expires_at)
-      VALUES ($1, $2, $3, 0, $4, $5, $6) RETURNING pg_notify('${this.#channel}', $7)`;
-    const p = record.payload;
-    if (p.count > 0) {
-      values.push(
-        s.fork?.position ?? 0,
-        p.count,
-        p.bytes,
-        tabBytes(p.table),
-        p.chunks.length === 1 ? p.chunks[0]! : Buffer.concat(p.chunks, p.bytes),
-      );
-      sql = `WITH ins AS (${recordValues(1, 8)}) ${sql}`;
-    }
-    await c.query(sql, values);
-    if (s.fork)
-      await c.query('UPDATE ds_streams SET refs = refs + 1 WHERE id = $1', [s.fork.source.id]);
   }
 
   delete(stream: Stream, ifExpired: boolean, done: (error: Error | null) => void): void {
@@ -438,19 +348,7 @@ export class PgStore implements Backend, SharedStore {
     if (ifExpired && !stream.expired(this.now())) return;
     if (stream.softDeleted) return;
     this.streams.delete(stream);
-    for (const s of chain) {
-      if (!byId.has(s.id)) continue;
-      if (s.removed) {
-        await c.query('DELETE FROM ds_records WHERE stream = $1', [s.id]);
-        await c.query('DELETE FROM ds_streams WHERE id = $1', [s.id]);
-      } else
-        await c.query('UPDATE ds_streams SET meta = $2, refs = $3 WHERE id = $1', [
-          s.id,
-          JSON.stringify(streamMeta(s)),
-          s.refs,
-        ]);
-    }
-    await c.query(`SELECT pg_notify('${this.#channel}', $1)`, [this.#note(stream.id)]);
+    await writeDelete(c, this.#channel, this.#note(stream.id), chain, byId);
   }
 
   async sweep(): Promise<number> {
@@ -467,17 +365,6 @@ export class PgStore implements Backend, SharedStore {
     return n;
   }
 
-  /** Writes the last access of TTL streams read here, so every instance slides their expiry. */
-  async #flushAccess(): Promise<void> {
-    if (this.#touched.size === 0 || this.#closed) return;
-    const streams = [...this.#touched].filter(([s, at]) => !s.removed && s.lastAccess > at);
-    this.#touched.clear();
-    if (streams.length === 0) return;
-    await this.#tracked(() =>
-      this.#q(TOUCH, [streams.map(([s]) => s.id), streams.map(([s]) => s.lastAccess)]),
-    ).catch(() => {});
-  }
-
   // ---- the Backend half: reads of data that lives in the database
 
   write(_batch: Write[], done: WriteDone): void {
@@ -488,34 +375,7 @@ export class PgStore implements Backend, SharedStore {
   }
 
   read(parts: Part[]): Promise<Buffer[]> {
-    return this.#tracked(async () => {
-      const out: Buffer[] = new Array(parts.length);
-      const byOwner = new Map<Stream, number[]>();
-      parts.forEach((p, k) => {
-        const list = byOwner.get(p.owner);
-        if (list) list.push(k);
-        else byOwner.set(p.owner, [k]);
-      });
-      await Promise.all(
-        [...byOwner].map(async ([owner, ks]) => {
-          const idx = owner.index;
-          const rows = (await this.#q(READ_SLICES, [
-            owner.id,
-            ks.map((k) => idx.addr(parts[k]!.i)),
-            ks.map((k) => parts[k]!.from),
-            ks.map((k) => parts[k]!.to - parts[k]!.from),
-            ks,
-          ])) as Array<{ k: number; data: Buffer }>;
-          for (const r of rows) out[r.k] = r.data;
-        }),
-      ).catch((e) => {
-        throw storageError(e);
-      });
-      for (let k = 0; k < parts.length; k++)
-        if (!out[k])
-          throw new StorageError('ERR_STORAGE_CORRUPT', `stream ${parts[k]!.owner.id} lost a row`);
-      return out;
-    });
+    return this.#tracked(() => readParts(this.#q, parts));
   }
 
   table(owner: Stream, i: number, count: number): Uint32Array {
@@ -544,82 +404,11 @@ export class PgStore implements Backend, SharedStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#timer);
-    await this.#flushAccess();
+    await this.#access.close();
     if (this.#inFlight > 0)
       await new Promise<void>((resolve) => {
         this.#idle = resolve;
       });
     await Promise.all([this.pool.close(), this.listener.close()]);
-  }
-}
-
-/** Connects, creates the schema if missing, and returns the store (listening for changes). */
-export async function openPg(
-  options: PgStoreOptions,
-  table: StreamTable,
-  now: () => number,
-): Promise<PgStore> {
-  const { schema, url } = options;
-  // The schema is spliced into statements (and the NOTIFY channel): an identifier only.
-  if (!/^[a-z_][a-z0-9_]{0,50}$/.test(schema))
-    throw new StorageError(
-      'ERR_STORAGE_FAILED',
-      'the postgres schema must be lowercase letters, digits and _ (at most 51), starting with a letter or _',
-    );
-  const { ResilientPg, ResilientPgPool } = await import('@towerline/pg');
-  const setup = async (client: pg.Client) => {
-    await client.query(`SET search_path TO "${schema}"`);
-  };
-  const pool = new ResilientPgPool({
-    client: { connectionString: url },
-    size: options.poolSize ?? 4,
-    name: 'ds:pg',
-    setup,
-  });
-  let store: PgStore | undefined;
-  const channel = `ds_${schema}`;
-  const listener = new ResilientPg({
-    client: { connectionString: url },
-    name: 'ds:pg-listen',
-    setup: PgStore.listenSetup(channel, (payload) => store?.noted(payload)),
-  });
-  let first = true;
-  listener.reconnector.events.on('connected', () => {
-    if (!first) store?.relisten();
-    first = false;
-  });
-  listener.reconnector.start();
-  const timeoutMs = options.connectTimeoutMs ?? 15_000;
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    const storeId = await Promise.race([
-      (async () => {
-        await pool.transaction(async (c) => {
-          await c.query(LOCK_KEY, [`ds-schema/${schema}`]);
-          await c.query(schemaSql(schema));
-        });
-        const { rows } = await pool.query<{ v: string }>(
-          "SELECT v FROM ds_store WHERE k = 'store_id'",
-          [],
-          { readOnly: true },
-        );
-        return rows[0]!.v;
-      })(),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () =>
-            reject(new StorageError('ERR_STORAGE_FAILED', `no PostgreSQL within ${timeoutMs} ms`)),
-          timeoutMs,
-        );
-      }),
-    ]);
-    store = new PgStore(pool, listener, table, schema, storeId, now, options.warn);
-    return store;
-  } catch (error) {
-    await Promise.all([pool.close(), listener.close()]).catch(() => {});
-    throw storageError(error);
-  } finally {
-    clearTimeout(timer);
   }
 }

@@ -8,13 +8,11 @@ import { type RandomSource, systemClock } from '@towerline/core';
 import { Engine } from '../engine/engine.js';
 import { StorageError } from '../engine/errors.js';
 import type { Stream } from '../engine/stream.js';
-import { decideAppend, decideCreate, forkSourceKey, type Limits } from '../protocol/decide.js';
+import { decideAppend, decideCreate, type Limits } from '../protocol/decide.js';
 import { formatOffset, nextCursor } from '../protocol/offsets.js';
 import { type HeaderList, isProblem, type Problem, problem } from '../protocol/problem.js';
 import { createdHeaders, streamHeaders, tailReadHeaders } from '../protocol/replies.js';
 import {
-  type AppendRequest,
-  type CreateRequest,
   header,
   parseAppend,
   parseCreate,
@@ -29,6 +27,7 @@ import { OverloadGuard } from './overload.js';
 import { ReadCache } from './read-cache.js';
 import { CatchUp } from './reads.js';
 import { METHODS, Responder } from './respond.js';
+import { SharedWrites } from './shared-writes.js';
 
 const storageProblem = () => problem(503, 'storage is unavailable', ['retry-after', '5']);
 
@@ -44,6 +43,7 @@ export class StreamHandler {
   readonly #catchUp: CatchUp;
   readonly #bodies = new BodyMeter();
   readonly #limits: Limits;
+  readonly #shared: SharedWrites;
   readonly #now: () => number;
   readonly #random: RandomSource;
   readonly #logger: HandlerLogger | undefined;
@@ -56,6 +56,15 @@ export class StreamHandler {
     this.engine = options.engine ?? options.persistence ?? Engine.memory({ now: this.#now });
     this.#limits = { maxStreamBytes: options.maxStreamBytes };
     this.#responder = new Responder(options.corsOrigin ?? '*');
+    this.#shared = new SharedWrites({
+      engine: this.engine,
+      responder: this.#responder,
+      limits: this.#limits,
+      basePath: this.basePath,
+      now: this.#now,
+      fail: (res, error) => this.#fail(res, error),
+      location: (req, key) => this.#location(req, key),
+    });
     this.#reads = new ReadCache(options.readCacheBytes ?? 32 * 1024 * 1024);
     const clock = options.clock ?? systemClock;
     const pageBytes = options.catchUpPageBytes ?? options.maxChunkBytes ?? 10 * 1024 * 1024;
@@ -269,7 +278,7 @@ export class StreamHandler {
     this.#withBody(req, res, a, (body) => {
       if (isProblem(a)) return;
       if (stream.removed) return this.#responder.problem(res, problem(404, 'no such stream'));
-      if (this.engine.shared) return this.#appendShared(res, stream, a, body);
+      if (this.engine.shared) return this.#shared.append(res, stream, a, body);
       const d = decideAppend(stream, a, body, this.#limits);
       if (d.kind === 'problem') return this.#responder.problem(res, d);
       if (d.kind === 'reply') return this.#durably(res, d.status, d.headers);
@@ -285,82 +294,17 @@ export class StreamHandler {
     });
   }
 
-  /** Shared storage: decided under the database's lock, against the state stored there. */
-  #appendShared(
-    res: ServerResponse,
-    stream: Stream,
-    a: AppendRequest,
-    body: Buffer,
-    again = true,
-  ): void {
-    stream.lastAccess = this.#now();
-    const shared = this.engine.shared!;
-    shared.append(
-      stream,
-      // Soft-deleted (by another instance, perhaps): refused as the route refuses it here.
-      () =>
-        stream.softDeleted
-          ? problem(410, 'the stream was deleted')
-          : decideAppend(stream, a, body, this.#limits),
-      (error, out) => {
-        if (error) return this.#fail(res, error);
-        if (out === 'gone' || !out) {
-          // Deleted by another instance; perhaps created again there under the same key.
-          if (!again) return this.#responder.problem(res, problem(404, 'no such stream'));
-          shared.sync(stream.key).then(
-            () => {
-              const now = this.engine.live(stream.key);
-              if (!now || now === stream || now.softDeleted)
-                return this.#responder.problem(res, problem(404, 'no such stream'));
-              this.#appendShared(res, now, a, body, false);
-            },
-            (e: unknown) => this.#fail(res, e),
-          );
-          return;
-        }
-        const d = out.decision;
-        if (d.kind === 'problem') return this.#responder.problem(res, d);
-        if (d.kind === 'reply') return this.#responder.send(res, d.status, d.headers);
-        const { status, headers } = d.reply;
-        this.#responder.sendTail(res, status, headers, formatOffset(out.tail), d.spec.close);
-      },
-    );
-  }
-
   #create(req: IncomingMessage, res: ServerResponse, key: string): void {
     const c = parseCreate(req.headers);
     this.#withBody(req, res, c, (body) => {
       if (isProblem(c)) return;
-      if (this.engine.shared) return this.#createShared(req, res, key, c, body);
+      if (this.engine.shared) return this.#shared.create(req, res, key, c, body);
       const d = decideCreate(key, c, body, this.basePath, this.engine, this.#limits);
       if (d.kind === 'problem') return this.#responder.problem(res, d);
       if (d.kind === 'reply') return this.#durably(res, d.status, d.headers);
       const headers = createdHeaders(d.spec).concat('location', this.#location(req, key));
       this.engine.create(d.spec, this.#answer(res, 201, headers));
     });
-  }
-
-  #createShared(
-    req: IncomingMessage,
-    res: ServerResponse,
-    key: string,
-    c: CreateRequest,
-    body: Buffer,
-  ): void {
-    const source = c.fork ? forkSourceKey(c.fork.from, this.basePath) : undefined;
-    this.engine.shared!.create(
-      key,
-      source,
-      () => decideCreate(key, c, body, this.basePath, this.engine, this.#limits),
-      (error, out) => {
-        if (error) return this.#fail(res, error);
-        const d = out === 'gone' || !out ? problem(404, 'no such stream') : out.decision;
-        if (d.kind === 'problem') return this.#responder.problem(res, d);
-        if (d.kind === 'reply') return this.#responder.send(res, d.status, d.headers);
-        const headers = createdHeaders(d.spec).concat('location', this.#location(req, key));
-        this.#responder.send(res, 201, headers);
-      },
-    );
   }
 
   #head(res: ServerResponse, key: string): void {

@@ -1,0 +1,98 @@
+/** Opening the postgres store: the pool, the `LISTEN` connection, the schema. */
+import type pg from 'pg';
+import { StorageError } from './errors.js';
+import { storageError } from './pg-io.js';
+import { LOCK_KEY, schemaSql } from './pg-schema.js';
+import { PgStore } from './pg-store.js';
+import type { StreamTable } from './table.js';
+
+export interface PgStoreOptions {
+  url: string;
+  /** Schema of the tables; created if missing. */
+  schema: string;
+  /** Connections for changes and reads. Default 4. */
+  poolSize?: number;
+  /** Start-up gives up after this long without a database. Default 15 s. */
+  connectTimeoutMs?: number;
+  warn?: (message: string, fields: Record<string, unknown>) => void;
+}
+
+/** The `LISTEN` connection's setup: on every (re)connect, before anything else. */
+function listenSetup(channel: string, onNote: (payload: string) => void) {
+  return async (client: pg.Client) => {
+    client.on('notification', (n) => {
+      if (n.channel === channel && n.payload) onNote(n.payload);
+    });
+    await client.query(`LISTEN "${channel}"`);
+  };
+}
+
+/** Connects, creates the schema if missing, and returns the store (listening for changes). */
+export async function openPg(
+  options: PgStoreOptions,
+  table: StreamTable,
+  now: () => number,
+): Promise<PgStore> {
+  const { schema, url } = options;
+  // The schema is spliced into statements (and the NOTIFY channel): an identifier only.
+  if (!/^[a-z_][a-z0-9_]{0,50}$/.test(schema))
+    throw new StorageError(
+      'ERR_STORAGE_FAILED',
+      'the postgres schema must be lowercase letters, digits and _ (at most 51), starting with a letter or _',
+    );
+  const { ResilientPg, ResilientPgPool } = await import('@towerline/pg');
+  const setup = async (client: pg.Client) => {
+    await client.query(`SET search_path TO "${schema}"`);
+  };
+  const pool = new ResilientPgPool({
+    client: { connectionString: url },
+    size: options.poolSize ?? 4,
+    name: 'ds:pg',
+    setup,
+  });
+  let store: PgStore | undefined;
+  const channel = `ds_${schema}`;
+  const listener = new ResilientPg({
+    client: { connectionString: url },
+    name: 'ds:pg-listen',
+    setup: listenSetup(channel, (payload) => store?.noted(payload)),
+  });
+  let first = true;
+  listener.reconnector.events.on('connected', () => {
+    if (!first) store?.relisten();
+    first = false;
+  });
+  listener.reconnector.start();
+  const timeoutMs = options.connectTimeoutMs ?? 15_000;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const storeId = await Promise.race([
+      (async () => {
+        await pool.transaction(async (c) => {
+          await c.query(LOCK_KEY, [`ds-schema/${schema}`]);
+          await c.query(schemaSql(schema));
+        });
+        const { rows } = await pool.query<{ v: string }>(
+          "SELECT v FROM ds_store WHERE k = 'store_id'",
+          [],
+          { readOnly: true },
+        );
+        return rows[0]!.v;
+      })(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(new StorageError('ERR_STORAGE_FAILED', `no PostgreSQL within ${timeoutMs} ms`)),
+          timeoutMs,
+        );
+      }),
+    ]);
+    store = new PgStore(pool, listener, table, schema, storeId, now, options.warn);
+    return store;
+  } catch (error) {
+    await Promise.all([pool.close(), listener.close()]).catch(() => {});
+    throw storageError(error);
+  } finally {
+    clearTimeout(timer);
+  }
+}
