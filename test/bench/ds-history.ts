@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { childExecArgv } from './built.js';
 
 const script = join(dirname(fileURLToPath(import.meta.url)), 'ds-fill.ts');
 export const WARM = 100_000;
@@ -31,7 +32,7 @@ export interface HistoryRow {
 
 async function step(args: string[], kill: boolean): Promise<Record<string, number>> {
   const child = fork(script, args, {
-    execArgv: ['--conditions=source', '--import', 'tsx', '--expose-gc'],
+    execArgv: [...childExecArgv, '--expose-gc'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   const [m] = (await once(child, 'message')) as [Record<string, number>];

@@ -3,6 +3,7 @@ import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { childExecArgv } from './built.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const serverScript = join(here, 'ds-server.ts');
@@ -23,7 +24,7 @@ export class ServerProcess {
 
   static async start(kind: string): Promise<ServerProcess> {
     const child = fork(serverScript, [kind], {
-      execArgv: ['--conditions=source', '--import', 'tsx', '--expose-gc'],
+      execArgv: [...childExecArgv, '--expose-gc'],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     const [m] = (await once(child, 'message')) as [{ url: string }];

@@ -16,6 +16,7 @@ import { FleetRateLimiter, GcraLimiter } from '@towerline/fleet';
 import { ResilientRedis } from '@towerline/ioredis';
 import { RedisServer } from '@towerline/testing';
 import pg from 'pg';
+import { childExecArgv } from './built.js';
 import type { CaseResult, SuiteReport } from './harness.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -92,7 +93,7 @@ async function decisions(): Promise<CaseResult[]> {
 
 async function server(kind: string, schema: string) {
   const child = fork(join(here, 'ds-server.ts'), [kind], {
-    execArgv: ['--conditions=source', '--import', 'tsx'],
+    execArgv: childExecArgv,
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     env: { ...process.env, DS_BENCH_PG_URL: PG_URL, DS_BENCH_PG_SCHEMA: schema },
   });

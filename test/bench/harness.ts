@@ -33,9 +33,12 @@ const median = (xs: number[]): number => {
 /**
  * Measures every case with mitata, round after round, rotating the order each round so that no
  * case always runs first or after the same neighbour. The first `warmup` rounds only let the JIT
- * settle. `nsPerOp` is the median of the per-round p50s; `ratio` is the median of the per-round
- * ratios to the baseline, measured minutes apart at most, which cancels the drift of a shared,
- * noisy machine better than a ratio of medians.
+ * settle. `nsPerOp` is the median of the per-round p50s.
+ *
+ * With a `baseline`, each case is measured back to back with its own measurement of the
+ * baseline (which of the two goes first alternates by round), and `ratio` is the median of those
+ * pairs' ratios: a noisy neighbour on a shared machine then slows both sides of a pair alike,
+ * instead of skewing every ratio of a round through one baseline measured seconds away.
  */
 export async function measureCases(
   cases: MicroCase[],
@@ -43,25 +46,35 @@ export async function measureCases(
     rounds = 7,
     warmup = 2,
     baseline,
-    minCpuTimeMs = 200,
+    minCpuTimeMs = 150,
   }: { rounds?: number; warmup?: number; baseline?: string; minCpuTimeMs?: number } = {},
 ): Promise<CaseResult[]> {
   const p50s = new Map<string, number[]>(cases.map((c) => [c.name, []]));
   const ratios = new Map<string, number[]>(cases.map((c) => [c.name, []]));
+  const base = baseline === undefined ? undefined : cases.find((c) => c.name === baseline);
+  if (baseline !== undefined && base === undefined) throw new Error(`no case ${baseline}`);
+  const run = async (c: MicroCase): Promise<number> =>
+    (await measure(c.fn, { min_cpu_time: minCpuTimeMs * 1e6 } as never)).p50;
   for (let round = 0; round < warmup + rounds; round++) {
-    const thisRound = new Map<string, number>();
+    const counted = round >= warmup;
     for (let i = 0; i < cases.length; i++) {
       const c = cases[(i + round) % cases.length]!;
-      const stats = await measure(c.fn, { min_cpu_time: minCpuTimeMs * 1e6 } as never);
-      thisRound.set(c.name, stats.p50);
-    }
-    if (round < warmup) continue;
-    const base = baseline ? thisRound.get(baseline) : undefined;
-    for (const [name, p50] of thisRound) {
-      p50s.get(name)!.push(p50);
-      if (base) ratios.get(name)!.push(p50 / base);
+      if (base === undefined || c === base) {
+        const p50 = await run(c);
+        if (counted) p50s.get(c.name)!.push(p50);
+        continue;
+      }
+      const baseFirst = (round + i) % 2 === 0;
+      const first = await run(baseFirst ? base : c);
+      const second = await run(baseFirst ? c : base);
+      const [b, own] = baseFirst ? [first, second] : [second, first];
+      if (!counted) continue;
+      p50s.get(c.name)!.push(own);
+      p50s.get(base.name)!.push(b);
+      ratios.get(c.name)!.push(own / b);
     }
   }
+  if (base !== undefined) ratios.set(base.name, [1]);
   return cases.map((c) => {
     const r: CaseResult = { case: c.name, nsPerOp: median(p50s.get(c.name)!) };
     const rs = ratios.get(c.name)!;

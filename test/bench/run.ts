@@ -6,6 +6,7 @@ import { readdirSync } from 'node:fs';
 import { setPriority } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { ensureBuilt } from './built.js';
 import { printReport, type SuiteReport, writeReport } from './harness.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -29,6 +30,7 @@ if (unknown.length) {
   console.error(`unknown suite(s): ${unknown.join(', ')}; available: ${available.join(', ')}`);
   process.exit(2);
 }
+ensureBuilt(join(here, '..', '..'));
 for (const suite of wanted.length ? wanted : available) {
   const mod = (await import(pathToFileURL(join(here, `${suite}.bench.ts`)).href)) as {
     default: (cases?: string[]) => Promise<SuiteReport>;

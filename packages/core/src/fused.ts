@@ -49,16 +49,19 @@ export function chainSucceeded<Req, Res>(
 /**
  * Marks a service that reads or writes the {@link RequestContext} it is called with (a gRPC
  * unary call naming its channel, say) although it has no fused path: a layer above then hands
- * it a shared request context from the first attempt on, as it does for a fused one.
+ * it a shared request context from the first attempt on, as it does for a fused one. `false`
+ * says the opposite for a fused service that needs none (a breaker over a plain service).
  */
 export const contextual: unique symbol = Symbol.for('towerline.contextual') as never;
 
-/** Whether `service` wants a shared request context: it is fused, or marked {@link contextual}. */
+/**
+ * Whether `service` wants a shared request context: it says so with {@link contextual} (`true`
+ * or `false`: a layer passing on what its inner service wants), or, saying nothing, it is fused.
+ */
 export function usesRequestContext(service: Service<unknown, unknown>): boolean {
-  return (
-    fusedPathOf(service) !== undefined ||
-    (service as { [contextual]?: unknown })[contextual] === true
-  );
+  const says = (service as { [contextual]?: unknown })[contextual];
+  if (says !== undefined) return says === true;
+  return fusedPathOf(service) !== undefined;
 }
 
 /** The property under which a service offers its {@link FusedPath}. */

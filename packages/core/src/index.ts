@@ -67,6 +67,14 @@ export {
   usesRequestContext,
 } from './fused.js';
 export {
+  type OwnedPath,
+  owned,
+  ownedPathOf,
+  passThrough,
+  type Tail,
+  withTail,
+} from './owned.js';
+export {
   type Layer,
   layerFn,
   type RequestOf,

@@ -1,18 +1,10 @@
 import {
-  abortedBeforeStart,
-  attemptThrough,
   type CallContext,
   type Clock,
   FixedInterval,
-  type FusableService,
-  type FusedPath,
-  fused,
-  fusedPathOf,
   type IntervalFunction,
   invalidArgument,
   isAbortError,
-  isRequestContext,
-  RequestContext,
   type Service,
   type ServiceLayer,
   systemClock,
@@ -27,6 +19,7 @@ import {
   breakerStep,
   closedState,
 } from './breaker-machine.js';
+import { CircuitBreakerService, FAILED, IGNORED, OK } from './breaker-service.js';
 import { type BreakerPolicy, type FailureWindow, failureWindow } from './breaker-window.js';
 import { ObservedEmitter } from './observed-emitter.js';
 
@@ -62,11 +55,6 @@ export interface CircuitBreakerOptions {
   clock?: Clock;
   name?: string;
 }
-
-/** Outcome classes: a failure, a success, or neither (the caller aborted). */
-const OK = 0;
-const FAILED = 1;
-const IGNORED = 2;
 
 /**
  * A circuit breaker (resilience4j's count and time windows, cockatiel's consecutive breaker) as
@@ -257,154 +245,4 @@ function circuitOpen(retryAfterMs: number): TowerlineError {
     retryAfterMs,
     mayHaveExecuted: false,
   });
-}
-
-/** A service behind a {@link CircuitBreakerLayer}. */
-export class CircuitBreakerService<Req, Res> implements FusableService<Req, Res> {
-  /** @internal */
-  readonly [fused]: FusedPath<Req, Res>;
-  readonly #inner: Service<Req, Res>;
-  readonly #path: FusedPath<Req, Res> | undefined;
-  readonly #b: CircuitBreakerLayer;
-  /** Contexts whose call took the slow path inside `start`: its outcome is counted there. */
-  readonly #contained = new WeakSet<RequestContext>();
-  #containedCount = 0;
-  readonly #fail = (error: unknown): never => {
-    this.#b.record(this.#b.classify(error, undefined), false, 0);
-    throw error;
-  };
-
-  constructor(inner: Service<Req, Res>, breaker: CircuitBreakerLayer) {
-    this.#inner = inner;
-    this.#b = breaker;
-    const path = fusedPathOf(inner);
-    this.#path = path;
-    const b = breaker;
-    const innerSucceeded = path?.succeeded;
-    this[fused] = {
-      start: (req, c) => {
-        if (b.fast) return path !== undefined ? path.start(req, c) : inner.call(req, c);
-        this.#containedCount++;
-        this.#contained.add(c);
-        return this.#slow(req, c);
-      },
-      recover: (error, req, c) => {
-        if (this.#containedCount > 0 && this.#contained.delete(c)) {
-          this.#containedCount--;
-          return Promise.reject(error);
-        }
-        if (path === undefined) {
-          b.record(b.classify(error, c), false, 0);
-          return Promise.reject(error);
-        }
-        return path.recover(error, req, c).then(b.succeed, (e: unknown) => {
-          b.record(b.classify(e, c), false, 0);
-          throw e;
-        });
-      },
-      succeeded: (value, req, c) => {
-        if (this.#containedCount > 0 && this.#contained.delete(c)) {
-          this.#containedCount--;
-          return;
-        }
-        innerSucceeded?.(value, req, c);
-        b.succeed(value);
-      },
-    };
-  }
-
-  /** The breaker this service is behind. */
-  get breaker(): CircuitBreakerLayer {
-    return this.#b;
-  }
-
-  call(req: Req, ctx?: CallContext): Promise<Res> {
-    const b = this.#b;
-    if (b.fast && this.#path === undefined) {
-      let started: Promise<Res>;
-      try {
-        started = this.#inner.call(req, ctx);
-      } catch (error) {
-        return Promise.reject(this.#failNow(error, ctx));
-      }
-      return started.then(
-        b.succeed,
-        ctx === undefined ? this.#fail : (e: unknown) => this.#failWith(e, ctx),
-      );
-    }
-    if (this.#path === undefined) return this.#slow(req, ctx);
-    const c = RequestContext.from(ctx);
-    if (!b.fast) return this.#slow(req, c);
-    return attemptThrough(this.#inner, this[fused], req, c);
-  }
-
-  #failNow(error: unknown, ctx: CallContext | undefined): unknown {
-    this.#b.record(this.#b.classify(error, ctx), false, 0);
-    return error;
-  }
-
-  #failWith(error: unknown, ctx: CallContext): never {
-    throw this.#failNow(error, ctx);
-  }
-
-  /** Not closed, or timed: admission through the step function, outcome counted here. */
-  #slow(req: Req, ctx: CallContext | undefined): Promise<Res> {
-    const aborted = abortedBeforeStart(ctx);
-    if (aborted !== undefined) return aborted;
-    const b = this.#b;
-    const admitted = b.admit();
-    if (admitted instanceof TowerlineError) return Promise.reject(admitted);
-    const probe = admitted;
-    const gate = probe ? b.gate : undefined;
-    if (gate === undefined) return this.#run(req, ctx, probe);
-    let verdict: boolean | Promise<boolean>;
-    try {
-      verdict = gate();
-    } catch {
-      verdict = false;
-    }
-    if (typeof verdict === 'boolean') {
-      return verdict ? this.#run(req, ctx, true) : Promise.reject(b.denyProbe());
-    }
-    return verdict.then(
-      (yes) => (yes ? this.#run(req, ctx, true) : Promise.reject(b.denyProbe())),
-      () => Promise.reject(b.denyProbe()),
-    );
-  }
-
-  #run(req: Req, ctx: CallContext | undefined, probe: boolean): Promise<Res> {
-    const b = this.#b;
-    const clock = b.clock;
-    const started = b.timed ? clock.now() : 0;
-    const path = this.#path;
-    let p: Promise<Res>;
-    if (path !== undefined && isRequestContext(ctx)) {
-      p = attemptThrough(this.#inner, path, req, ctx);
-    } else {
-      try {
-        p = this.#inner.call(req, ctx);
-      } catch (error) {
-        p = Promise.reject(error);
-      }
-    }
-    const took = () => (b.timed ? clock.now() - started : 0);
-    return p.then(
-      (value) => {
-        b.record(OK, probe, took());
-        return value;
-      },
-      (error: unknown) => {
-        b.record(b.classify(error, ctx), probe, took());
-        throw error;
-      },
-    );
-  }
-
-  close(): Promise<void> {
-    return this.#inner.close?.() ?? Promise.resolve();
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
-  }
 }

@@ -25,7 +25,6 @@ export {
   type BreakerEvents,
   CircuitBreakerLayer,
   type CircuitBreakerOptions,
-  CircuitBreakerService,
 } from './breaker.js';
 export {
   type BreakerEffect,
@@ -37,6 +36,7 @@ export {
   breakerStep,
   closedState,
 } from './breaker-machine.js';
+export { CircuitBreakerService } from './breaker-service.js';
 export type { BreakerPolicy, RateThresholds } from './breaker-window.js';
 export {
   type ConcurrencyEvents,

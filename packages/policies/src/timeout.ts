@@ -5,10 +5,15 @@ import {
   contextual,
   invalidArgument,
   isRequestContext,
+  type OwnedPath,
+  owned,
   type Service,
   type ServiceLayer,
   systemClock,
+  type Tail,
   TypedEmitter,
+  usesRequestContext,
+  withTail,
 } from '@towerline/core';
 import { DeadlineQueue, type DeadlineWindow } from './deadline-queue.js';
 
@@ -63,8 +68,10 @@ export interface TimeoutOptions {
  * less.
  */
 export class TimeoutService<Req, Res> implements Service<Req, Res> {
-  /** The layer reads and writes the request context: a retry above shares one with it. */
-  readonly [contextual] = true;
+  /** A retry above shares a context from the first attempt on only if a layer below wants one. */
+  readonly [contextual]: boolean;
+  /** @internal The call with the layers above fused in (see `OwnedPath`). */
+  readonly [owned]: OwnedPath<Req, Res>;
   readonly #inner: Service<Req, Res>;
   readonly #queue: DeadlineQueue;
   readonly #optimistic: boolean;
@@ -73,41 +80,75 @@ export class TimeoutService<Req, Res> implements Service<Req, Res> {
     this.#inner = inner;
     this.#queue = queue;
     this.#optimistic = optimistic;
+    this[contextual] = usesRequestContext(inner as Service<unknown, unknown>);
+    this[owned] = optimistic
+      ? (tail) => {
+          const run = withTail(inner, tail);
+          return (req, ctx) => this.#call(req, ctx, run, undefined);
+        }
+      : (tail) => (req, ctx) => this.#call(req, ctx, undefined, tail);
   }
 
   call(req: Req, ctx?: CallContext): Promise<Res> {
+    return this.#call(req, ctx, undefined, undefined);
+  }
+
+  /**
+   * One call: `run` is the optimistic mode's inner call (with the tail of the layers above in
+   * it, when there is one); `tail`, the exact mode's layers above.
+   */
+  #call(
+    req: Req,
+    ctx: CallContext | undefined,
+    run: ((req: Req, ctx: CallContext | undefined) => Promise<Res>) | undefined,
+    tail: Tail<Req, Res> | undefined,
+  ): Promise<Res> {
     if (ctx === undefined) {
       const window = this.#queue.join();
-      if (this.#optimistic) return this.#start(req, window);
-      return this.#exact(req, window, window);
+      if (this.#optimistic) return this.#start(req, window, run);
+      return this.#exact(req, window, window, undefined, tail);
     }
     const aborted = abortedBeforeStart(ctx);
-    if (aborted !== undefined) return aborted;
+    if (aborted !== undefined)
+      return tail === undefined ? aborted : this.#fail(aborted, req, ctx, tail);
     let window = this.#queue.join();
     const outer = ctx.deadline;
     if (outer !== undefined && outer < window.deadline) {
       // The caller's deadline is earlier: it is the one to enforce, on a window of its own.
       window = this.#queue.single(outer);
-      if (this.#queue.passed(outer)) return Promise.reject(this.#queue.error());
+      if (this.#queue.passed(outer)) {
+        const late = Promise.reject(this.#queue.error());
+        return tail === undefined ? late : this.#fail(late, req, ctx, tail);
+      }
     }
+    let inner: CallContext;
     if (isRequestContext(ctx)) {
       // The signal is made only if a layer below reads it. Both stay after the call: a layer
       // above that starts attempts (a retry) puts back its own before the next one.
       ctx.tighten(window.deadline);
       ctx.linkSignal(window);
-      if (this.#optimistic) return this.#start(req, ctx);
-      return this.#exact(req, ctx, window);
+      inner = ctx;
+    } else {
+      inner = {
+        signal: window.link(ctx.signal),
+        deadline: window.deadline,
+        idempotent: ctx.idempotent,
+      };
     }
-    const inner: CallContext = {
-      signal: window.link(ctx.signal),
-      deadline: window.deadline,
-      idempotent: ctx.idempotent,
-    };
-    if (this.#optimistic) return this.#start(req, inner);
-    return this.#exact(req, inner, window);
+    if (this.#optimistic) return this.#start(req, inner, run);
+    return this.#exact(req, inner, window, ctx, tail);
   }
 
-  #start(req: Req, ctx: CallContext): Promise<Res> {
+  #fail(refused: Promise<Res>, req: Req, ctx: CallContext, tail: Tail<Req, Res>): Promise<Res> {
+    return refused.then(undefined, (error: unknown) => tail.recover(error, req, ctx));
+  }
+
+  #start(
+    req: Req,
+    ctx: CallContext,
+    run: ((req: Req, ctx: CallContext | undefined) => Promise<Res>) | undefined,
+  ): Promise<Res> {
+    if (run !== undefined) return run(req, ctx);
     try {
       return this.#inner.call(req, ctx);
     } catch (error) {
@@ -115,29 +156,44 @@ export class TimeoutService<Req, Res> implements Service<Req, Res> {
     }
   }
 
-  #exact(req: Req, ctx: CallContext, window: DeadlineWindow): Promise<Res> {
+  /**
+   * The exact mode: a promise of the layer's own, settled by the inner call or by the deadline,
+   * whichever comes first — through `tail` when layers above fused theirs into this one
+   * reaction (`outer`: the context they were called with).
+   */
+  #exact(
+    req: Req,
+    ctx: CallContext,
+    window: DeadlineWindow,
+    outer: CallContext | undefined,
+    tail: Tail<Req, Res> | undefined,
+  ): Promise<Res> {
     const promise = new Promise<Res>(capture);
-    const resolve = captured.resolve as (value: Res) => void;
+    const resolve = captured.resolve as (value: Res | Promise<Res>) => void;
     const reject = captured.reject;
-    const slot = window.add(reject);
+    let settled = false;
+    // Also what the deadline calls: the first of the two settles the call.
+    const failed = (error: unknown): void => {
+      if (settled) return;
+      settled = true;
+      window.settle(slot);
+      if (tail === undefined) reject(error);
+      else resolve(tail.recover(error, req, outer));
+    };
+    const slot = window.add(failed);
     let started: Promise<Res>;
     try {
       started = this.#inner.call(req, ctx);
     } catch (error) {
-      window.settle(slot);
-      reject(error);
+      failed(error);
       return promise;
     }
-    started.then(
-      (value) => {
-        window.settle(slot);
-        resolve(value);
-      },
-      (error: unknown) => {
-        window.settle(slot);
-        reject(error);
-      },
-    );
+    started.then((value) => {
+      if (settled) return;
+      settled = true;
+      window.settle(slot);
+      resolve(tail?.succeeded === undefined ? value : tail.succeeded(value));
+    }, failed);
     return promise;
   }
 

@@ -9,6 +9,7 @@ import {
   fusedPathOf,
   isRequestContext,
   isTowerlineError,
+  ownedPathOf,
   RequestContext,
   type Service,
   type ServiceLayer,
@@ -64,6 +65,11 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
   readonly #policy: RetryPolicy;
   /** A plain service below and no budget: a call without a context needs nothing but the call. */
   readonly #plain: boolean;
+  /**
+   * Over a service that takes the layers above into its own reaction (a breaker, an attempt
+   * timeout) and wants no context: the first attempt with this layer's recovery fused in.
+   */
+  readonly #owned: ((req: Req, ctx: CallContext | undefined) => Promise<Res>) | undefined;
 
   constructor(inner: Service<Req, Res>, policy: RetryPolicy) {
     this.#inner = inner;
@@ -72,6 +78,9 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
     this.#path = path;
     this.#eager = usesRequestContext(inner as Service<unknown, unknown>);
     this.#plain = path === undefined && !this.#eager && policy.budget === undefined;
+    this.#owned = this.#eager
+      ? undefined
+      : ownedPathOf(inner)?.({ recover: (error, req) => this.#retryAfter(error, req, undefined) });
     this[fused] = {
       start: (req, c) => {
         this.#enter(c);
@@ -102,17 +111,20 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
         request: req,
       });
     }
+    if (ctx === undefined && this.#owned !== undefined) {
+      // One reaction for the whole stack: the one the layer below attaches anyway.
+      this.#policy.budget?.deposit();
+      return this.#owned(req, undefined);
+    }
     if (ctx === undefined && this.#plain) {
       // The happy path in full: the call and one failure handler capturing only the request.
       let first: Promise<Res>;
       try {
         first = this.#inner.call(req, undefined);
       } catch (error) {
-        return this.#retry(error, req, this.#contextAfter(error, undefined));
+        return this.#retryAfter(error, req, undefined);
       }
-      return first.then(undefined, (error: unknown) =>
-        this.#retry(error, req, this.#contextAfter(error, undefined)),
-      );
+      return first.then(undefined, (error: unknown) => this.#retryAfter(error, req, undefined));
     }
     return this.#call(req, ctx);
   }
@@ -192,12 +204,12 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
       first = this.#inner.call(req, ctx);
     } catch (error) {
       return c === undefined
-        ? this.#retry(error, req, this.#contextAfter(error, ctx))
+        ? this.#retryAfter(error, req, ctx)
         : this.#retry(error, req, c, true, deadline, signal);
     }
     return first.then(undefined, (error: unknown) =>
       c === undefined
-        ? this.#retry(error, req, this.#contextAfter(error, ctx))
+        ? this.#retryAfter(error, req, ctx)
         : this.#retry(error, req, c, true, deadline, signal),
     );
   }
@@ -236,8 +248,18 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
     return c;
   }
 
-  /** Attempt `c.attempts` failed with `error`: repeat while it is safe, allowed and useful. */
   /**
+   * The first attempt, made without a context, failed: make one now. What a layer below writes
+   * to it on later attempts (an attempt timeout's deadline and signal) is undone before each
+   * verdict, as on the paths that made one first.
+   */
+  #retryAfter(error: unknown, req: Req, ctx: CallContext | undefined): Promise<Res> {
+    const c = this.#contextAfter(error, ctx);
+    return this.#retry(error, req, c, true, c.deadline, c.signal);
+  }
+
+  /**
+   * Attempt `c.attempts` failed with `error`: repeat while it is safe, allowed and useful.
    * `saved`: the deadline and signal in force before the first attempt, put back before each
    * verdict so that an attempt timeout's end with its attempt (not known on the fused path,
    * where the layer above started the attempt).
