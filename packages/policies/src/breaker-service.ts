@@ -42,6 +42,8 @@ export class CircuitBreakerService<Req, Res> implements FusableService<Req, Res>
   readonly #b: CircuitBreakerLayer;
   /** Over an owning service (an exact timeout): the call with this breaker's counting fused in. */
   readonly #owned: ((req: Req, ctx: CallContext | undefined) => Promise<Res>) | undefined;
+  /** Over a plain service (neither fused nor owning): the call and one reaction of the breaker's. */
+  readonly #direct: boolean;
   /** Contexts whose call took the slow path inside `start`: its outcome is counted there. */
   readonly #contained = new WeakSet<RequestContext>();
   #containedCount = 0;
@@ -94,6 +96,7 @@ export class CircuitBreakerService<Req, Res> implements FusableService<Req, Res>
       path === undefined && ownedPathOf(inner) !== undefined
         ? this.#withTail(passThrough)
         : undefined;
+    this.#direct = path === undefined && this.#owned === undefined;
   }
 
   /** The call with `tail` (the layers above) and this breaker's counting in one reaction. */
@@ -121,8 +124,7 @@ export class CircuitBreakerService<Req, Res> implements FusableService<Req, Res>
 
   call(req: Req, ctx?: CallContext): Promise<Res> {
     const b = this.#b;
-    if (this.#owned !== undefined) return this.#owned(req, ctx);
-    if (b.fast && this.#path === undefined) {
+    if (b.fast && this.#direct) {
       let started: Promise<Res>;
       try {
         started = this.#inner.call(req, ctx);
@@ -134,6 +136,7 @@ export class CircuitBreakerService<Req, Res> implements FusableService<Req, Res>
         ctx === undefined ? this.#fail : (e: unknown) => this.#failWith(e, ctx),
       );
     }
+    if (this.#owned !== undefined) return this.#owned(req, ctx);
     if (this.#path === undefined) return this.#slow(req, ctx);
     const c = RequestContext.from(ctx);
     if (!b.fast) return this.#slow(req, c);

@@ -17,19 +17,6 @@ import {
 } from '@towerline/core';
 import { DeadlineQueue, type DeadlineWindow } from './deadline-queue.js';
 
-/**
- * The executor every exact-mode call's promise is made with: one function for all, so that no
- * closure is made per call just to get at `resolve` and `reject`.
- */
-const captured: { resolve: (value: unknown) => void; reject: (error: unknown) => void } = {
-  resolve: () => {},
-  reject: () => {},
-};
-function capture(resolve: (value: never) => void, reject: (error: unknown) => void): void {
-  captured.resolve = resolve as (value: unknown) => void;
-  captured.reject = reject;
-}
-
 /** Payload of the `timeout` event: calls rejected because their deadline passed. */
 export interface TimeoutEvent {
   timeoutMs: number;
@@ -90,7 +77,15 @@ export class TimeoutService<Req, Res> implements Service<Req, Res> {
   }
 
   call(req: Req, ctx?: CallContext): Promise<Res> {
-    return this.#call(req, ctx, undefined, undefined);
+    if (ctx !== undefined) return this.#call(req, ctx, undefined, undefined);
+    // No context: the window is the inner call's (its deadline, its lazily made signal).
+    const window = this.#queue.join();
+    if (!this.#optimistic) return this.#exact(req, window, window, undefined, undefined);
+    try {
+      return this.#inner.call(req, window);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /**
@@ -168,9 +163,14 @@ export class TimeoutService<Req, Res> implements Service<Req, Res> {
     outer: CallContext | undefined,
     tail: Tail<Req, Res> | undefined,
   ): Promise<Res> {
-    const promise = new Promise<Res>(capture);
-    const resolve = captured.resolve as (value: Res | Promise<Res>) => void;
-    const reject = captured.reject;
+    // A closure per call, not a shared executor writing to a module-level object: a store of a
+    // new function into an old object costs more (a write barrier) than the closure does.
+    let resolve!: (value: Res | Promise<Res>) => void;
+    let reject!: (error: unknown) => void;
+    const promise = new Promise<Res>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
     let settled = false;
     // Also what the deadline calls: the first of the two settles the call.
     const failed = (error: unknown): void => {

@@ -77,10 +77,14 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
     const path = fusedPathOf(inner);
     this.#path = path;
     this.#eager = usesRequestContext(inner as Service<unknown, unknown>);
-    this.#plain = path === undefined && !this.#eager && policy.budget === undefined;
     this.#owned = this.#eager
       ? undefined
       : ownedPathOf(inner)?.({ recover: (error, req) => this.#retryAfter(error, req, undefined) });
+    this.#plain =
+      path === undefined &&
+      !this.#eager &&
+      policy.budget === undefined &&
+      this.#owned === undefined;
     this[fused] = {
       start: (req, c) => {
         this.#enter(c);
@@ -111,11 +115,6 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
         request: req,
       });
     }
-    if (ctx === undefined && this.#owned !== undefined) {
-      // One reaction for the whole stack: the one the layer below attaches anyway.
-      this.#policy.budget?.deposit();
-      return this.#owned(req, undefined);
-    }
     if (ctx === undefined && this.#plain) {
       // The happy path in full: the call and one failure handler capturing only the request.
       let first: Promise<Res>;
@@ -125,6 +124,11 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
         return this.#retryAfter(error, req, undefined);
       }
       return first.then(undefined, (error: unknown) => this.#retryAfter(error, req, undefined));
+    }
+    if (ctx === undefined && this.#owned !== undefined) {
+      // One reaction for the whole stack: the one the layer below attaches anyway.
+      this.#policy.budget?.deposit();
+      return this.#owned(req, undefined);
     }
     return this.#call(req, ctx);
   }
