@@ -8,7 +8,7 @@ import { ResilientPg } from '@towerline/pg';
 import { FaultProxy } from '@towerline/testing';
 import pg from 'pg';
 import { afterEach, describe, expect, it } from 'vitest';
-import { PgListener, POLL_MS } from '../src/server/engine/pg-listen.js';
+import { CONNECT_TIMEOUT_MS, PgListener, POLL_MS } from '../src/server/engine/pg-listen.js';
 
 const PG_URL = process.env.TOWERLINE_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -75,5 +75,37 @@ describe('the postgres LISTEN connection', () => {
     expect(notes).not.toContain('two');
     await direct.query('SELECT pg_notify($1, $2)', [channel, 'three']);
     expect(await until(() => notes.includes('three'), 5_000)).toBe(true);
+  });
+
+  it('a link that went silent (blackholed: no FIN, no RST) is found by the heartbeat, and polling takes over', {
+    timeout: 30_000,
+  }, async () => {
+    const db = await FaultProxy.start({ target: { host: '127.0.0.1', port: 5432 } });
+    cleanups.push(() => db.close());
+    const channel = `ds_listen_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
+    let catchUps = 0;
+    const listener = new PgListener(
+      ResilientPg,
+      `postgres://postgres@127.0.0.1:${db.port}/test`,
+      channel,
+      undefined,
+      300,
+    );
+    cleanups.push(() => listener.close());
+    listener.attach({
+      noted: () => {},
+      catchUp: async () => {
+        catchUps++;
+      },
+    });
+    expect(await until(() => listener.listening, 5_000)).toBe(true);
+    db.blackhole();
+    // A ping every 300 ms, each given as long: lost within a second or so.
+    expect(await until(() => !listener.listening, 5_000)).toBe(true);
+    const down = catchUps;
+    expect(await until(() => catchUps > down, 3 * POLL_MS)).toBe(true);
+    await db.restore();
+    // An attempt made into the silent link waits out its connect timeout first.
+    expect(await until(() => listener.listening, CONNECT_TIMEOUT_MS + 3_000)).toBe(true);
   });
 });

@@ -9,7 +9,10 @@
  *   readers keep up through the pool even while `LISTEN` itself cannot come back;
  * - it reconnects with a short capped backoff ({@link reconnectPolicy}): the time from the
  *   database being back to notifications flowing again is about a second, not the default
- *   policy's 30 s cap. It is one connection per instance (the pool's few use the same).
+ *   policy's 30 s cap. It is one connection per instance (the pool's few use the same);
+ * - it is idle, so a link that died without a word (no FIN, no RST) would look alive and
+ *   deliver nothing forever: a `SELECT 1` every `heartbeatMs`, unanswered within as long,
+ *   reports it lost (and polling takes over until it is back).
  */
 import { ExponentialRandomBackoff } from '@towerline/core';
 import type { ResilientPg, ResilientPgOptions } from '@towerline/pg';
@@ -28,6 +31,15 @@ export const reconnectPolicy = (): ExponentialRandomBackoff =>
     spread: 8,
   });
 
+/** Time between two heartbeats of the `LISTEN` connection, and the longest wait for one, ms. */
+export const HEARTBEAT_MS = 5_000;
+
+/**
+ * Longest connect attempt of the `LISTEN` connection (LISTEN included), ms: one made into a
+ * silent link is given up after this, not the default 10 s.
+ */
+export const CONNECT_TIMEOUT_MS = 5_000;
+
 /** What the listener drives: the store, once it is open. */
 export interface ListenHost {
   /** A notification's payload. */
@@ -45,19 +57,26 @@ export class PgListener {
   #timer: NodeJS.Timeout | undefined;
   #round: Promise<void> | undefined;
   #again = false;
+  #beat: NodeJS.Timeout | undefined;
+  #pingTimer: NodeJS.Timeout | undefined;
+  #pinging = false;
   #closed = false;
+  readonly #heartbeatMs: number;
 
   constructor(
     Resilient: new (options: ResilientPgOptions) => ResilientPg,
     url: string,
     channel: string,
     warn: Warn | undefined,
+    heartbeatMs = HEARTBEAT_MS,
   ) {
     this.#warn = warn;
+    this.#heartbeatMs = heartbeatMs;
     this.#conn = new Resilient({
       client: { connectionString: url },
       name: 'ds:pg-listen',
       policy: reconnectPolicy(),
+      connectTimeout: CONNECT_TIMEOUT_MS,
       setup: async (client: pg.Client) => {
         client.on('notification', (n) => {
           if (n.channel === channel && n.payload) this.#host?.noted(n.payload);
@@ -68,10 +87,14 @@ export class PgListener {
     const events = this.#conn.reconnector.events;
     events.on('connected', () => {
       this.#stopPolling();
+      this.#startBeating();
       // LISTEN is in place (setup ran): whatever changed before it is read now.
       this.#catchUp(true);
     });
-    events.on('disconnected', () => this.#startPolling());
+    events.on('disconnected', () => {
+      this.#stopBeating();
+      this.#startPolling();
+    });
     this.#startPolling();
     this.#conn.reconnector.start();
   }
@@ -95,6 +118,43 @@ export class PgListener {
   #stopPolling(): void {
     clearInterval(this.#timer);
     this.#timer = undefined;
+  }
+
+  #startBeating(): void {
+    if (this.#closed || this.#beat !== undefined) return;
+    this.#beat = setInterval(() => this.#ping(), this.#heartbeatMs);
+    this.#beat.unref();
+  }
+
+  #stopBeating(): void {
+    clearInterval(this.#beat);
+    this.#beat = undefined;
+  }
+
+  /** One heartbeat: a failure or no answer in time is a lost connection. */
+  #ping(): void {
+    const r = this.#conn.reconnector;
+    const client = r.current;
+    if (this.#pinging || !client) return;
+    const generation = r.generation;
+    this.#pinging = true;
+    const timeout = new Promise<Error>((resolve) => {
+      this.#pingTimer = setTimeout(
+        () => resolve(new Error('the LISTEN connection stopped answering')),
+        this.#heartbeatMs,
+      );
+      this.#pingTimer.unref();
+    });
+    const answer = client.query('SELECT 1').then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    void Promise.race([answer, timeout]).then((error) => {
+      clearTimeout(this.#pingTimer);
+      this.#pingTimer = undefined;
+      this.#pinging = false;
+      if (error !== undefined && !this.#closed) r.reportLost(generation, error);
+    });
   }
 
   /**
@@ -128,6 +188,8 @@ export class PgListener {
   async close(): Promise<void> {
     this.#closed = true;
     this.#stopPolling();
+    this.#stopBeating();
+    clearTimeout(this.#pingTimer);
     await this.#conn.close();
   }
 }
