@@ -1,7 +1,8 @@
-/** Opening the postgres store: the pool, the `LISTEN` connection, the schema. */
+/** Opening the postgres store: the pool, the `LISTEN` connection (pg-listen.ts), the schema. */
 import type pg from 'pg';
 import { StorageError } from './errors.js';
 import { storageError } from './pg-io.js';
+import { PgListener, reconnectPolicy } from './pg-listen.js';
 import { LOCK_KEY, schemaSql } from './pg-schema.js';
 import { PgStore } from './pg-store.js';
 import type { StreamTable } from './table.js';
@@ -15,16 +16,6 @@ export interface PgStoreOptions {
   /** Start-up gives up after this long without a database. Default 15 s. */
   connectTimeoutMs?: number;
   warn?: (message: string, fields: Record<string, unknown>) => void;
-}
-
-/** The `LISTEN` connection's setup: on every (re)connect, before anything else. */
-function listenSetup(channel: string, onNote: (payload: string) => void) {
-  return async (client: pg.Client) => {
-    client.on('notification', (n) => {
-      if (n.channel === channel && n.payload) onNote(n.payload);
-    });
-    await client.query(`LISTEN "${channel}"`);
-  };
 }
 
 /** Connects, creates the schema if missing, and returns the store (listening for changes). */
@@ -48,21 +39,10 @@ export async function openPg(
     client: { connectionString: url },
     size: options.poolSize ?? 4,
     name: 'ds:pg',
+    policy: reconnectPolicy(),
     setup,
   });
-  let store: PgStore | undefined;
-  const channel = `ds_${schema}`;
-  const listener = new ResilientPg({
-    client: { connectionString: url },
-    name: 'ds:pg-listen',
-    setup: listenSetup(channel, (payload) => store?.noted(payload)),
-  });
-  let first = true;
-  listener.reconnector.events.on('connected', () => {
-    if (!first) store?.relisten();
-    first = false;
-  });
-  listener.reconnector.start();
+  const listener = new PgListener(ResilientPg, url, `ds_${schema}`, options.warn);
   const timeoutMs = options.connectTimeoutMs ?? 15_000;
   let timer: NodeJS.Timeout | undefined;
   try {
@@ -87,7 +67,8 @@ export async function openPg(
         );
       }),
     ]);
-    store = new PgStore(pool, listener, table, schema, storeId, now, options.warn);
+    const store = new PgStore(pool, listener, table, schema, storeId, now, options.warn);
+    listener.attach(store);
     return store;
   } catch (error) {
     await Promise.all([pool.close(), listener.close()]).catch(() => {});

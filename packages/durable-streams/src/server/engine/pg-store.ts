@@ -9,13 +9,14 @@
  * database restart or outage is waited out, not fatal.
  */
 import { randomUUID } from 'node:crypto';
-import type { ResilientPg, ResilientPgPool } from '@towerline/pg';
+import type { ResilientPgPool } from '@towerline/pg';
 import type pg from 'pg';
 import type { Backend, Part, Write, WriteDone } from './backend.js';
 import type { AppendRecord, CreateRecord } from './codec.js';
 import { StorageError } from './errors.js';
 import { AccessLog } from './pg-access.js';
 import { readParts, storageError, writeAppends, writeCreate, writeDelete } from './pg-io.js';
+import type { ListenHost, PgListener } from './pg-listen.js';
 import {
   applyMeta,
   applyRecords,
@@ -56,7 +57,7 @@ const rowsOf =
   async (text, values) =>
     (await c.query(text, values)).rows;
 
-export class PgStore implements Backend, SharedStore {
+export class PgStore implements Backend, SharedStore, ListenHost {
   readonly #serial = new KeyedSerial();
   readonly #appends = new Map<string, Pending<Decision>[]>();
   readonly #tables = new Tables();
@@ -70,7 +71,7 @@ export class PgStore implements Backend, SharedStore {
 
   constructor(
     private readonly pool: ResilientPgPool,
-    private readonly listener: ResilientPg,
+    private readonly listener: PgListener,
     private readonly streams: StreamTable,
     readonly schema: string,
     readonly storeId: string,
@@ -90,10 +91,16 @@ export class PgStore implements Backend, SharedStore {
     if (s) this.#background(this.sync(s.key));
   }
 
-  /** After the `LISTEN` connection came back: notifications were missed, so catch up. */
-  relisten(): void {
-    for (const s of this.streams.byId.values())
-      if (s.waiters.size > 0) this.#background(this.sync(s.key));
+  /**
+   * Re-reads every stream someone waits on: notifications may have been missed (the `LISTEN`
+   * connection came back, or is still down). Rejects with the first failure, after all ran.
+   */
+  async catchUp(): Promise<void> {
+    if (this.#closed) return;
+    const work: Promise<void>[] = [];
+    for (const s of this.streams.byId.values()) if (s.waiters.size > 0) work.push(this.sync(s.key));
+    const failed = (await Promise.allSettled(work)).find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
   }
 
   #background(p: Promise<unknown>): void {
