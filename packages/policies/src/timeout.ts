@@ -80,12 +80,9 @@ export class TimeoutService<Req, Res> implements Service<Req, Res> {
     if (ctx !== undefined) return this.#call(req, ctx, undefined, undefined);
     // No context: the window is the inner call's (its deadline, its lazily made signal).
     const window = this.#queue.join();
-    if (!this.#optimistic) return this.#exact(req, window, window, undefined, undefined);
-    try {
-      return this.#inner.call(req, window);
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    return this.#optimistic
+      ? this.#start(req, window, undefined)
+      : this.#exact(req, window, window, undefined, undefined);
   }
 
   /**
