@@ -111,10 +111,13 @@ export class CircuitBreakerService<Req, Res> implements FusableService<Req, Res>
       },
     });
     // Not closed (or timed): admission and counting in the slow path, the tail after it.
-    return (req, ctx) =>
-      b.fast
-        ? run(req, ctx)
-        : this.#slow(req, ctx).then(above, (error: unknown) => tail.recover(error, req, ctx));
+    return (req, ctx) => (b.fast ? run(req, ctx) : this.#slowThen(req, ctx, tail));
+  }
+
+  #slowThen(req: Req, ctx: CallContext | undefined, tail: Tail<Req, Res>): Promise<Res> {
+    return this.#slow(req, ctx).then(tail.succeeded, (error: unknown) =>
+      tail.recover(error, req, ctx),
+    );
   }
 
   /** The breaker this service is behind. */
@@ -131,10 +134,7 @@ export class CircuitBreakerService<Req, Res> implements FusableService<Req, Res>
       } catch (error) {
         return Promise.reject(this.#failNow(error, ctx));
       }
-      return started.then(
-        b.succeed,
-        ctx === undefined ? this.#fail : (e: unknown) => this.#failWith(e, ctx),
-      );
+      return started.then(b.succeed, ctx === undefined ? this.#fail : this.#failing(ctx));
     }
     if (this.#owned !== undefined) return this.#owned(req, ctx);
     if (this.#path === undefined) return this.#slow(req, ctx);
@@ -148,8 +148,11 @@ export class CircuitBreakerService<Req, Res> implements FusableService<Req, Res>
     return error;
   }
 
-  #failWith(error: unknown, ctx: CallContext): never {
-    throw this.#failNow(error, ctx);
+  /** The failure handler of a call with a context (made here: no closure in `call` itself). */
+  #failing(ctx: CallContext): (error: unknown) => never {
+    return (error) => {
+      throw this.#failNow(error, ctx);
+    };
   }
 
   /** Not closed, or timed: admission through the step function, outcome counted here. */

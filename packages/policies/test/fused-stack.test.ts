@@ -86,7 +86,10 @@ describe('retry → breaker → attempt timeout, fused into one reaction', () =>
   it('behaves exactly as the same layers run one by one (generated plans)', async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc.array(fc.array(attempt, { minLength: 1, maxLength: 4 }), { minLength: 1, maxLength: 12 }),
+        fc.array(fc.array(attempt, { minLength: 1, maxLength: 4 }), {
+          minLength: 1,
+          maxLength: 12,
+        }),
         fc.constantFrom('exact' as const, 'optimistic' as const),
         fc.boolean(),
         async (plan, mode, idempotent) => {
@@ -106,7 +109,8 @@ describe('retry → breaker → attempt timeout, fused into one reaction', () =>
                 },
               );
               // Bounded: each step runs the timers of 50 virtual ms.
-              for (let step = 0; step < 40 && outcome === undefined; step++) await clock.advance(50);
+              for (let step = 0; step < 40 && outcome === undefined; step++)
+                await clock.advance(50);
               outcomes.push(outcome ?? 'pending');
               await clock.advance(600); // past the open period: the next request may probe
             }

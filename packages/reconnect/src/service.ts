@@ -178,15 +178,10 @@ export class ReconnectService<C, Req, Res> implements FusableService<Req, Res> {
     return { ...this.#queue.stats, ...this.#counts };
   }
 
+  // No closure is made in `call` itself: a closure there, even on a branch not taken, would
+  // make every call allocate the scope it captures.
   call(req: Req, ctx?: CallContext): Promise<Res> {
-    if (tracer.active) {
-      const events = this.events;
-      return tracer.channel.tracePromise(() => this.#enqueueOrRun(req, ctx), {
-        events,
-        source: events.source,
-        request: req,
-      });
-    }
+    if (tracer.active) return this.#traced(req, ctx);
     if (ctx === undefined) {
       const r = this.reconnector;
       const live = r.current;
@@ -200,12 +195,26 @@ export class ReconnectService<C, Req, Res> implements FusableService<Req, Res> {
         } catch (error) {
           return this.#failed(error, generation, req, undefined, false);
         }
-        return result.then(undefined, (error: unknown) =>
-          this.#failed(error, generation, req, undefined, false),
-        );
+        return this.#thenFailed(result, generation, req);
       }
     }
     return this.#enqueueOrRun(req, ctx);
+  }
+
+  #traced(req: Req, ctx: CallContext | undefined): Promise<Res> {
+    const events = this.events;
+    return tracer.channel.tracePromise(() => this.#enqueueOrRun(req, ctx), {
+      events,
+      source: events.source,
+      request: req,
+    });
+  }
+
+  /** `result`, with the failure handling of a call made without a context. */
+  #thenFailed(result: Promise<Res>, generation: number, req: Req): Promise<Res> {
+    return result.then(undefined, (error: unknown) =>
+      this.#failed(error, generation, req, undefined, false),
+    );
   }
 
   #enqueueOrRun(req: Req, ctx?: CallContext): Promise<Res> {

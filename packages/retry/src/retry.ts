@@ -106,15 +106,10 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
     return this.#policy.events;
   }
 
+  // No closure is made in `call` itself: a closure there, even on a branch not taken, would
+  // make every call allocate the scope it captures.
   call(req: Req, ctx?: CallContext): Promise<Res> {
-    if (tracer.active) {
-      const events = this.#policy.events;
-      return tracer.channel.tracePromise(() => this.#call(req, ctx), {
-        events,
-        source: events.source,
-        request: req,
-      });
-    }
+    if (tracer.active) return this.#traced(req, ctx);
     if (ctx === undefined && this.#plain) {
       // The happy path in full: the call and one failure handler capturing only the request.
       let first: Promise<Res>;
@@ -123,7 +118,7 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
       } catch (error) {
         return this.#retryAfter(error, req, undefined);
       }
-      return first.then(undefined, (error: unknown) => this.#retryAfter(error, req, undefined));
+      return this.#thenRetry(first, req);
     }
     if (ctx === undefined && this.#owned !== undefined) {
       // One reaction for the whole stack: the one the layer below attaches anyway.
@@ -131,6 +126,15 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
       return this.#owned(req, undefined);
     }
     return this.#call(req, ctx);
+  }
+
+  #traced(req: Req, ctx: CallContext | undefined): Promise<Res> {
+    const events = this.#policy.events;
+    return tracer.channel.tracePromise(() => this.#call(req, ctx), {
+      events,
+      source: events.source,
+      request: req,
+    });
   }
 
   #call(req: Req, ctx?: CallContext): Promise<Res> {
@@ -250,6 +254,11 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
       c.attempts = below;
     }
     return c;
+  }
+
+  /** `first`, with the retry after a failure (the handler captures only the request). */
+  #thenRetry(first: Promise<Res>, req: Req): Promise<Res> {
+    return first.then(undefined, (error: unknown) => this.#retryAfter(error, req, undefined));
   }
 
   /**
