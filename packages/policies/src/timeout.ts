@@ -13,7 +13,6 @@ import {
   type Tail,
   TypedEmitter,
   usesRequestContext,
-  withTail,
 } from '@towerline/core';
 import { DeadlineQueue, type DeadlineWindow } from './deadline-queue.js';
 
@@ -68,36 +67,30 @@ export class TimeoutService<Req, Res> implements Service<Req, Res> {
     this.#queue = queue;
     this.#optimistic = optimistic;
     this[contextual] = usesRequestContext(inner as Service<unknown, unknown>);
+    // The tail sees the context the layers above called with, not the one made here for the
+    // inner service: a breaker must not take the window's signal for its caller's.
     this[owned] = optimistic
-      ? (tail) => {
-          const run = withTail(inner, tail);
-          return (req, ctx) => this.#call(req, ctx, run, undefined);
-        }
-      : (tail) => (req, ctx) => this.#call(req, ctx, undefined, tail);
+      ? (tail) => (req, ctx) =>
+          this.#call(req, ctx, undefined).then(tail.succeeded, (error: unknown) =>
+            tail.recover(error, req, ctx),
+          )
+      : (tail) => (req, ctx) => this.#call(req, ctx, tail);
   }
 
   call(req: Req, ctx?: CallContext): Promise<Res> {
-    if (ctx !== undefined) return this.#call(req, ctx, undefined, undefined);
+    if (ctx !== undefined) return this.#call(req, ctx, undefined);
     // No context: the window is the inner call's (its deadline, its lazily made signal).
     const window = this.#queue.join();
     return this.#optimistic
-      ? this.#start(req, window, undefined)
+      ? this.#start(req, window)
       : this.#exact(req, window, window, undefined, undefined);
   }
 
-  /**
-   * One call: `run` is the optimistic mode's inner call (with the tail of the layers above in
-   * it, when there is one); `tail`, the exact mode's layers above.
-   */
-  #call(
-    req: Req,
-    ctx: CallContext | undefined,
-    run: ((req: Req, ctx: CallContext | undefined) => Promise<Res>) | undefined,
-    tail: Tail<Req, Res> | undefined,
-  ): Promise<Res> {
+  /** One call; `tail`: the layers above fused into an exact-mode call's reaction. */
+  #call(req: Req, ctx: CallContext | undefined, tail: Tail<Req, Res> | undefined): Promise<Res> {
     if (ctx === undefined) {
       const window = this.#queue.join();
-      if (this.#optimistic) return this.#start(req, window, run);
+      if (this.#optimistic) return this.#start(req, window);
       return this.#exact(req, window, window, undefined, tail);
     }
     const aborted = abortedBeforeStart(ctx);
@@ -127,7 +120,7 @@ export class TimeoutService<Req, Res> implements Service<Req, Res> {
         idempotent: ctx.idempotent,
       };
     }
-    if (this.#optimistic) return this.#start(req, inner, run);
+    if (this.#optimistic) return this.#start(req, inner);
     return this.#exact(req, inner, window, ctx, tail);
   }
 
@@ -135,12 +128,7 @@ export class TimeoutService<Req, Res> implements Service<Req, Res> {
     return refused.then(undefined, (error: unknown) => tail.recover(error, req, ctx));
   }
 
-  #start(
-    req: Req,
-    ctx: CallContext,
-    run: ((req: Req, ctx: CallContext | undefined) => Promise<Res>) | undefined,
-  ): Promise<Res> {
-    if (run !== undefined) return run(req, ctx);
+  #start(req: Req, ctx: CallContext): Promise<Res> {
     try {
       return this.#inner.call(req, ctx);
     } catch (error) {

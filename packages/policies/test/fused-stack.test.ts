@@ -14,12 +14,17 @@ import { describe, expect, it } from 'vitest';
 type Attempt =
   | { kind: 'ok'; ms: number }
   | { kind: 'fail'; ms: number }
-  | { kind: 'hang'; honours: boolean };
+  | { kind: 'hang'; honours: boolean; abortError: boolean };
 
 const attempt = fc.oneof(
   fc.record({ kind: fc.constant('ok' as const), ms: fc.integer({ min: 0, max: 150 }) }),
   fc.record({ kind: fc.constant('fail' as const), ms: fc.integer({ min: 0, max: 150 }) }),
-  fc.record({ kind: fc.constant('hang' as const), honours: fc.boolean() }),
+  fc.record({
+    kind: fc.constant('hang' as const),
+    honours: fc.boolean(),
+    // On its signal: reject with the signal's reason, or with an AbortError of its own.
+    abortError: fc.boolean(),
+  }),
 );
 
 /**
@@ -38,7 +43,9 @@ function planned(plan: Attempt[][], clock: VirtualClock, log: string[]): Service
         if (a.kind === 'hang') {
           if (a.honours && ctx?.signal) {
             const signal = ctx.signal;
-            signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+            const abort = () =>
+              reject(a.abortError ? new DOMException('aborted', 'AbortError') : signal.reason);
+            signal.addEventListener('abort', abort, { once: true });
           }
           return;
         }
