@@ -19,6 +19,11 @@ import { type MicroCase, measureCases, type SuiteReport } from './harness.js';
  * each, side by side with cockatiel's equivalents. `bare` is the inner service called
  * directly; the rest wrap the same inner service.
  */
+function rethrow(error: unknown, req: number): never {
+  if (req < 0) throw new Error('unreachable');
+  throw error;
+}
+
 export default async function overhead(): Promise<SuiteReport> {
   const inner = { call: async (x: number) => x + 1 };
   const towerline = new RetryLayer({ maxAttempts: 3 }).wrap(inner);
@@ -73,6 +78,15 @@ export default async function overhead(): Promise<SuiteReport> {
     { name: 'async-try-await', fn: () => tryAwait.call(1) },
     { name: 'p-retry', fn: () => pRetry(() => inner.call(1), { retries: 2 }) },
     { name: 'cockatiel-retry', fn: () => cockatiel.execute(() => inner.call(1)) },
+    // The floor of a layer that must see a failure (a retry, a breaker): one promise reaction,
+    // its failure handler a closure over the request.
+    {
+      name: 'one-reaction',
+      fn: () => {
+        const req = 1;
+        return inner.call(req).then(undefined, (error: unknown) => rethrow(error, req));
+      },
+    },
     // The floor of any timeout that owns its promise: one new promise settled by the inner one.
     {
       name: 'own-promise-hop',
@@ -105,6 +119,7 @@ export default async function overhead(): Promise<SuiteReport> {
         ratio('towerline-retry') / ratio('cockatiel-retry')
       ).toFixed(3),
       'towerline-timeout / bare (target <= 2.0)': +ratio('towerline-timeout').toFixed(3),
+      'one-reaction / bare (the floor of retry and breaker)': +ratio('one-reaction').toFixed(3),
       'own-promise-hop / bare (the floor of an exact timeout)':
         +ratio('own-promise-hop').toFixed(3),
       'towerline-timeout-optimistic / bare (target <= 1.3)': +ratio(
