@@ -46,10 +46,12 @@ function markBudgetExhausted(error: unknown): void {
  *
  * The happy path is one call to the inner service and one promise reaction — shared with the
  * inner service's own when it is a towerline layer that offers a fused path (a reconnect
- * service): a retry over a reconnect costs one reaction, not two. The loop, its waits and its
- * events exist only after a first failure.
+ * service: a retry over a reconnect costs one reaction, not two), or none of its own over a
+ * layer that takes the layers above into its reaction (an owned path: a breaker, an attempt
+ * timeout). The loop, its waits and its events exist only after a first failure.
  *
- * Over a towerline layer (fused or marked `contextual`), or when the caller passes a
+ * Over a towerline layer that wants a shared context (a connector, or a breaker or timeout
+ * over one: fused, or marked `[contextual]: true`), or when the caller passes a
  * `RequestContext`, every layer shares one context from the first attempt on. Over any other
  * service, none is made until the first failure (the happy path allocates nothing): a service
  * of your own between a retry and a towerline connector should forward `ctx` and be marked
