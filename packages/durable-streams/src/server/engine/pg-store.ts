@@ -124,8 +124,13 @@ export class PgStore implements Backend, SharedStore, ListenHost {
         return await this.pool.transaction(run);
       } catch (error) {
         const code = (error as { code?: unknown })?.code;
-        if (attempt < 5 && typeof code === 'string' && RETRYABLE.has(code)) continue;
-        throw storageError(error);
+        if (!(attempt < 8 && typeof code === 'string' && RETRYABLE.has(code))) {
+          throw storageError(error);
+        }
+        // Another instance holds the same rows: step aside (jittered, 1–64 ms) before trying
+        // again, so that two instances retrying at once do not collide every time.
+        const ms = Math.random() * 2 ** Math.min(attempt, 6);
+        await new Promise<void>((resolve) => setTimeout(resolve, Math.max(1, ms)));
       }
     }
   }
