@@ -9,6 +9,7 @@
  * database restart or outage is waited out, not fatal.
  */
 import { randomUUID } from 'node:crypto';
+import { ExponentialRandomBackoff, sleep } from '@towerline/core';
 import type { ResilientPgPool } from '@towerline/pg';
 import type pg from 'pg';
 import type { Backend, Part, Write, WriteDone } from './backend.js';
@@ -51,6 +52,8 @@ interface Pending<D> {
 }
 
 const RETRYABLE = new Set(['40001', '40P01', '23505']);
+/** The wait before retrying a transaction that lost a lock race to another instance. */
+const LOCK_RACE_BACKOFF = new ExponentialRandomBackoff({ initial: 2, max: 64, jitter: 'full' });
 
 const rowsOf =
   (c: pg.ClientBase): Q =>
@@ -127,10 +130,9 @@ export class PgStore implements Backend, SharedStore, ListenHost {
         if (!(attempt < 8 && typeof code === 'string' && RETRYABLE.has(code))) {
           throw storageError(error);
         }
-        // Another instance holds the same rows: step aside (jittered, 1–64 ms) before trying
-        // again, so that two instances retrying at once do not collide every time.
-        const ms = Math.random() * 2 ** Math.min(attempt, 6);
-        await new Promise<void>((resolve) => setTimeout(resolve, Math.max(1, ms)));
+        // Another instance holds the same rows: step aside (full jitter, up to 64 ms) before
+        // trying again, so that two instances retrying at once do not collide every time.
+        await sleep(LOCK_RACE_BACKOFF.next(attempt));
       }
     }
   }
