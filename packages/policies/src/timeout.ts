@@ -102,8 +102,8 @@ export class TimeoutService<Req, Res> implements Service<Req, Res> {
       // The caller's deadline is earlier: it is the one to enforce, on a window of its own.
       window = this.#queue.single(outer);
       if (this.#queue.passed(outer)) {
-        const late = Promise.reject(this.#queue.error());
-        return tail === undefined ? late : this.#fail(late, req, ctx, tail);
+        const late = this.#queue.error();
+        return tail === undefined ? Promise.reject(late) : tail.recover(late, req, ctx);
       }
     }
     let inner: CallContext;
