@@ -34,6 +34,9 @@ if (kind?.startsWith('towerline')) {
     ...(process.env.DS_BENCH_COALESCE_MS
       ? { liveCoalesceMs: Number(process.env.DS_BENCH_COALESCE_MS) }
       : {}),
+    ...(process.env.DS_BENCH_COALESCE_MAX_MS
+      ? { liveCoalesceMaxMs: Number(process.env.DS_BENCH_COALESCE_MAX_MS) }
+      : {}),
     storage,
     ...(dataDir ? { dataDir } : {}),
     // postgres: the fleet bench names the database and a schema of its own.

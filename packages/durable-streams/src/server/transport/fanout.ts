@@ -58,6 +58,8 @@ export interface FeedHost {
   readonly bufferBytes: number;
   /** Least time between two flushes of a feed, ms (0: every turn of the event loop). */
   readonly coalesceMs: number;
+  /** The most that least time grows to under a flood of appends, ms. */
+  readonly coalesceMaxMs: number;
   readonly clock: Clock;
   cursor(client: string | null): string;
   /** Ends an SSE read (its response, its count, its deadline). */
@@ -97,6 +99,9 @@ class Frame {
   }
 }
 
+/** Commits carried by one flush from which the feed counts as flooded. */
+const FLOOD = 4;
+
 const LINE_BREAK = /\r\n|\r|\n/;
 
 /** `data:` lines of an SSE event; a payload without a line break (base64, most JSON) as is. */
@@ -130,8 +135,13 @@ export class Feed {
   #busy = false;
   #again = false;
   #released = false;
+  /** Wake-ups (commits) since the last flush: how many the next one carries. */
+  #wakes = 0;
+  /** The least time from one flush to the next, now: grows under a flood, see `#flushNow`. */
+  #window: number;
   readonly #onWake = () => {
     if (this.#released) return;
+    this.#wakes++;
     // `wake()` empties the set before it calls: listen again for the next change.
     this.stream.waiters.add(this.#onWake);
     this.schedule();
@@ -142,16 +152,22 @@ export class Feed {
     private readonly host: FeedHost,
   ) {
     this.base64 = !isTextual(stream.contentType);
+    this.#window = host.coalesceMs;
     stream.waiters.add(this.#onWake);
   }
 
   /**
    * Flushes once this turn of the event loop is over, however many times it is asked — but
-   * not before `#readyAt`: a flush that took d ms of the event loop is followed by at least
-   * d ms for everything else (and `coalesceMs` at least between two flushes), so fan-out
-   * never takes more than half of the loop from the writers. Under a flood of appends each
-   * flush carries more of them and each reader is written to less often; an append after a
-   * quiet spell goes out at once.
+   * not before `#readyAt`: at least the feed's window after the last flush began, and a flush
+   * that took d ms of the event loop is followed by at least d ms for everything else, so
+   * fan-out never takes more than half of the loop from the writers.
+   *
+   * The window is `coalesceMs` while each flush carries one commit or two. Under a flood (a
+   * flush carrying four or more) it doubles at each flush, up to `coalesceMaxMs`: a write to a
+   * socket costs about the same whatever its size (on loopback, the reader's side of TCP runs in
+   * the writer's system call), so each reader then gets fewer, larger writes, and the
+   * writers keep the CPU. A flush that carries at most one commit sets it back: an append after a
+   * quiet spell goes out at once, and a steady trickle is not delayed.
    */
   schedule(): void {
     if (this.#scheduled || this.#released) return;
@@ -166,10 +182,20 @@ export class Feed {
   readonly #flushNow = () => {
     this.#timer = undefined;
     const t = this.host.clock.now();
-    this.#readyAt = t + this.host.coalesceMs;
+    const wakes = this.#wakes;
+    this.#wakes = 0;
+    const { coalesceMs, coalesceMaxMs } = this.host;
+    if (wakes >= FLOOD) this.#window = Math.min(coalesceMaxMs, Math.max(1, this.#window * 2));
+    else if (wakes <= 1) this.#window = coalesceMs;
+    this.#readyAt = t + this.#window;
     this.#flush();
     this.#worked(t);
   };
+
+  /** The least time between two flushes now, ms (for tests). */
+  get window(): number {
+    return this.#window;
+  }
 
   /** Counts the event loop time spent since `t` against the next flush. */
   #worked(t: number): void {

@@ -97,6 +97,9 @@ export class StreamHandler {
         cursor: (client) => nextCursor(client, this.#now(), this.#random),
         ...(options.liveBufferBytes !== undefined ? { bufferBytes: options.liveBufferBytes } : {}),
         ...(options.liveCoalesceMs !== undefined ? { coalesceMs: options.liveCoalesceMs } : {}),
+        ...(options.liveCoalesceMaxMs !== undefined
+          ? { coalesceMaxMs: options.liveCoalesceMaxMs }
+          : {}),
         onError: (error) => this.#logError(error),
       },
       (delta) => {

@@ -26,6 +26,8 @@ export interface LiveOptions {
   bufferBytes?: number;
   /** Least time between two flushes of a stream's feed, ms. Default 3. */
   coalesceMs?: number;
+  /** What that least time grows to under a flood of appends, ms. Default 12 (at least `coalesceMs`). */
+  coalesceMaxMs?: number;
   clock: Clock;
   /** The next `Stream-Cursor` for a client holding `cursor`. */
   cursor(client: string | null): string;
@@ -88,6 +90,7 @@ export class LiveReads implements FeedHost {
   readonly maxChunkBytes: number;
   readonly bufferBytes: number;
   readonly coalesceMs: number;
+  readonly coalesceMaxMs: number;
   readonly clock: Clock;
   #closing = false;
   #polls = 0;
@@ -104,6 +107,7 @@ export class LiveReads implements FeedHost {
     this.maxChunkBytes = o.maxChunkBytes;
     this.bufferBytes = o.bufferBytes ?? 256 * 1024;
     this.coalesceMs = o.coalesceMs ?? 3;
+    this.coalesceMaxMs = Math.max(this.coalesceMs, o.coalesceMaxMs ?? 12);
     this.clock = o.clock;
   }
 

@@ -36,11 +36,17 @@ export interface StreamHandlerOptions {
   /**
    * Least time between two deliveries to a stream's live readers, ms: appends that arrive
    * meanwhile go out together, in one frame per reader. Default 3 — an append after a quiet
-   * spell goes out at once, and under a flood each reader is written to at most ~330 times a
-   * second per stream; 0 delivers every turn of the event loop. Whatever it is, a delivery
+   * spell goes out at once; 0 delivers every turn of the event loop. Whatever it is, a delivery
    * that took d ms of the event loop is followed by d ms for the rest of the server.
    */
   liveCoalesceMs?: number;
+  /**
+   * What that least time grows to under a flood (deliveries carrying four commits or more: it
+   * doubles at each), ms; back to `liveCoalesceMs` at the first delivery that carries at most one.
+   * Default 12: under a flood each reader is written to at most ~80 times a second per stream,
+   * each write carrying more. At least `liveCoalesceMs`.
+   */
+  liveCoalesceMaxMs?: number;
   /** Refuse requests (503) while the event loop lags more than this, ms. */
   maxEventLoopLagMs?: number;
   /** `Access-Control-Allow-Origin`. Default `*`. */
