@@ -13,7 +13,8 @@ const READERS = 200;
 const MESSAGES = 2_000;
 const server = await startDurableStreamsServer({
   liveBufferBytes: 256 * 1024, // a reader with more unsent is paused, then resumes from its offset
-  liveCoalesceMs: 3, // under a flood, one delivery per stream every 3 ms at most
+  liveCoalesceMs: 3, // deliveries to a stream's readers at least 3 ms apart…
+  liveCoalesceMaxMs: 12, // …growing to 12 ms under a flood (fewer, larger socket writes)
 });
 const url = `${server.url}/v1/stream/prices`;
 await fetch(url, { method: 'PUT', headers: { 'content-type': 'application/json' } });

@@ -101,6 +101,13 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
     };
     // Observers below (a breaker) see each attempt's success in the reaction of whichever layer attaches it.
     if (path?.succeeded !== undefined) this[fused].succeeded = path.succeeded;
+    // Every instance gets an own `call` (one hidden class for all): the specialised ones for
+    // the two happy paths that need no context, the general one otherwise.
+    this.call = this.#plain
+      ? this.#plainDirect
+      : this.#owned !== undefined
+        ? this.#ownedDirect
+        : RetryService.prototype.call;
   }
 
   /** Events of the layer this service came from. */
@@ -112,22 +119,42 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
   // make every call allocate the scope it captures.
   call(req: Req, ctx?: CallContext): Promise<Res> {
     if (tracer.active) return this.#traced(req, ctx);
-    if (ctx === undefined && this.#plain) {
-      // The happy path in full: the call and one failure handler capturing only the request.
-      let first: Promise<Res>;
-      try {
-        first = this.#inner.call(req, undefined);
-      } catch (error) {
-        return this.#retryAfter(error, req, undefined);
-      }
-      return this.#thenRetry(first, req);
-    }
-    if (ctx === undefined && this.#owned !== undefined) {
-      // One reaction for the whole stack: the one the layer below attaches anyway.
-      this.#policy.budget?.deposit();
-      return this.#owned(req, undefined);
-    }
+    if (ctx === undefined && this.#plain) return this.#plainCall(req);
+    if (ctx === undefined && this.#owned !== undefined) return this.#ownedCall(req);
     return this.#call(req, ctx);
+  }
+
+  /**
+   * `call` over a plain service with no budget. An own property of such an instance (see the
+   * constructor): its type feedback is its own, so the happy path is not slowed down by the
+   * stacks other instances run through the general `call`.
+   */
+  #plainDirect(req: Req, ctx?: CallContext): Promise<Res> {
+    if (ctx !== undefined || tracer.active) return RetryService.prototype.call.call(this, req, ctx);
+    return this.#plainCall(req);
+  }
+
+  /** `call` over a service with an owned path (see `#plainDirect`). */
+  #ownedDirect(req: Req, ctx?: CallContext): Promise<Res> {
+    if (ctx !== undefined || tracer.active) return RetryService.prototype.call.call(this, req, ctx);
+    return this.#ownedCall(req);
+  }
+
+  /** The happy path in full: the call and one failure handler capturing only the request. */
+  #plainCall(req: Req): Promise<Res> {
+    let first: Promise<Res>;
+    try {
+      first = this.#inner.call(req, undefined);
+    } catch (error) {
+      return this.#retryAfter(error, req, undefined);
+    }
+    return this.#thenRetry(first, req);
+  }
+
+  /** One reaction for the whole stack: the one the layer below attaches anyway. */
+  #ownedCall(req: Req): Promise<Res> {
+    this.#policy.budget?.deposit();
+    return this.#owned!(req, undefined);
   }
 
   #traced(req: Req, ctx: CallContext | undefined): Promise<Res> {

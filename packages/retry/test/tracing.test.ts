@@ -1,4 +1,11 @@
-import { type TracingChannelSubscribers, tracingChannel } from 'node:diagnostics_channel';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import {
+  channel as dcChannel,
+  subscribe as dcSubscribe,
+  unsubscribe as dcUnsubscribe,
+  type TracingChannelSubscribers,
+  tracingChannel,
+} from 'node:diagnostics_channel';
 import { backoff, type CallTrace, callTracer, serviceFn } from '@towerline/core';
 import { RetryLayer } from '@towerline/retry';
 import { describe, expect, it } from 'vitest';
@@ -53,5 +60,36 @@ describe('towerline:retry:call, a TracingChannel an APM can open spans on', () =
     expect(tracer.active).toBe(false);
     await svc.call('quiet');
     expect(seen).toHaveLength(9);
+  });
+
+  it('sees a listener however it came: one event only, diagnostics_channel.subscribe, a bound store, a second tracer', async () => {
+    const first = callTracer('retry');
+    const second = callTracer('retry');
+    const svc = new RetryLayer({ maxAttempts: 1 }).wrap(serviceFn(async (req: number) => req + 1));
+    const ends: unknown[] = [];
+    const onEnd = (t: unknown) => ends.push((t as CallTrace).result);
+    // Only asyncEnd, by name.
+    dcSubscribe('tracing:towerline:retry:call:asyncEnd', onEnd);
+    expect([first.active, second.active]).toEqual([true, true]);
+    expect(await svc.call(1)).toBe(2);
+    expect(ends).toEqual([2]);
+    expect(dcUnsubscribe('tracing:towerline:retry:call:asyncEnd', onEnd)).toBe(true);
+    expect([first.active, second.active]).toEqual([false, false]);
+    await svc.call(5);
+    expect(ends).toEqual([2]);
+    // A store bound to start (what an APM's context propagation does) counts as a listener.
+    const store = new AsyncLocalStorage<string>();
+    const start = dcChannel('tracing:towerline:retry:call:start');
+    start.bindStore(store, () => 'span');
+    expect(first.active).toBe(true);
+    expect(start.unbindStore(store)).toBe(true);
+    expect(first.active).toBe(false);
+    // The error channel alone, through tracingChannel's own subscribe.
+    const errors = tracingChannel<unknown, CallTrace>('towerline:retry:call');
+    const handlers = { error: () => {} } as unknown as TracingChannelSubscribers<CallTrace>;
+    errors.subscribe(handlers);
+    expect(second.active).toBe(true);
+    errors.unsubscribe(handlers);
+    expect([first.active, second.active]).toEqual([false, false]);
   });
 });
