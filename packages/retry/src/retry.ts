@@ -102,12 +102,17 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
     // Observers below (a breaker) see each attempt's success in the reaction of whichever layer attaches it.
     if (path?.succeeded !== undefined) this[fused].succeeded = path.succeeded;
     // Every instance gets an own `call` (one hidden class for all): the specialised ones for
-    // the two happy paths that need no context, the general one otherwise.
-    this.call = this.#plain
-      ? this.#plainDirect
-      : this.#owned !== undefined
-        ? this.#ownedDirect
-        : RetryService.prototype.call;
+    // the two happy paths that need no context, the general one otherwise — or a subclass's
+    // own `call`, which must not be shadowed.
+    const general = this.call;
+    this.call =
+      general !== RetryService.prototype.call
+        ? general
+        : this.#plain
+          ? this.#plainDirect
+          : this.#owned !== undefined
+            ? this.#ownedDirect
+            : general;
   }
 
   /** Events of the layer this service came from. */
@@ -130,14 +135,14 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
    * stacks other instances run through the general `call`.
    */
   #plainDirect(req: Req, ctx?: CallContext): Promise<Res> {
-    if (ctx !== undefined || tracer.active) return RetryService.prototype.call.call(this, req, ctx);
-    return this.#plainCall(req);
+    if (tracer.active) return this.#traced(req, ctx);
+    return ctx === undefined ? this.#plainCall(req) : this.#call(req, ctx);
   }
 
   /** `call` over a service with an owned path (see `#plainDirect`). */
   #ownedDirect(req: Req, ctx?: CallContext): Promise<Res> {
-    if (ctx !== undefined || tracer.active) return RetryService.prototype.call.call(this, req, ctx);
-    return this.#ownedCall(req);
+    if (tracer.active) return this.#traced(req, ctx);
+    return ctx === undefined ? this.#ownedCall(req) : this.#call(req, ctx);
   }
 
   /** The happy path in full: the call and one failure handler capturing only the request. */
