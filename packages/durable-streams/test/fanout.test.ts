@@ -184,7 +184,13 @@ describe('a slow reader', () => {
     timeout: 60_000,
   }, async () => {
     const bufferBytes = 256 * 1024;
-    const { s, base } = await start({ liveBufferBytes: bufferBytes });
+    // The flood window (which widens deliveries under a flood of appends, by design) is held at
+    // its floor here, so what is compared below is the slow reader's effect alone.
+    const { s, base } = await start({
+      liveBufferBytes: bufferBytes,
+      liveCoalesceMs: 3,
+      liveCoalesceMaxMs: 3,
+    });
     const url = `${base}/slow`;
     await put(url, 'text/plain');
     const stamp = () => performance.now().toFixed(3);
@@ -225,10 +231,12 @@ describe('a slow reader', () => {
     expect(paused).toBe(1);
     expect(bytesDuringPause).toBeGreaterThan(16 * 1024 * 1024);
     expect(maxBuffered).toBeLessThan(bufferBytes + 1.2 * 1024 * 1024);
-    // The other reader's latency did not change (medians compared, generously: a noisy box).
+    // The other reader's latency did not change (medians compared, generously: the two phases
+    // run at different moments of a shared, noisy box). A server held up by the paused reader
+    // would put seconds here, not milliseconds.
     const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
     expect(during.length).toBeGreaterThan(10);
-    expect(median(during)).toBeLessThan(Math.max(3 * median(before), median(before) + 5));
+    expect(median(during)).toBeLessThan(Math.max(3 * median(before), median(before) + 10));
     // The slow reader resumes and gets all of it, once and in order.
     slow.resume();
     const head = await fetch(url, { method: 'HEAD' });
