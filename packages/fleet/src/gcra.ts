@@ -3,7 +3,8 @@
  * fallback at `limit / expectedReplicas` when Redis is unreachable, and a local limiter in its
  * own right.
  */
-import { type Clock, invalidArgument, systemClock } from '@towerline/core';
+import { type Clock, invalidArgument } from '@towerline/core';
+import { Gcra } from '@towerline/policies';
 
 export interface GcraOptions {
   /** Permits per period. */
@@ -16,7 +17,7 @@ export interface GcraOptions {
 }
 
 /** Emission interval and tolerance of a limit: ms per permit, and burst × interval. */
-export function gcraParams(o: GcraOptions): { interval: number; tolerance: number } {
+export function gcraParams(o: GcraOptions): { interval: number; tolerance: number; burst: number } {
   const { limit, periodMs = 1_000 } = o;
   if (!(typeof limit === 'number' && limit > 0))
     invalidArgument('limit', `expected a number > 0, got ${String(limit)}`);
@@ -26,37 +27,25 @@ export function gcraParams(o: GcraOptions): { interval: number; tolerance: numbe
   if (!(typeof burst === 'number' && burst >= 1))
     invalidArgument('burst', `expected a number >= 1, got ${String(burst)}`);
   const interval = periodMs / limit;
-  return { interval, tolerance: burst * interval };
+  return { interval, tolerance: burst * interval, burst };
 }
 
 /**
  * A local GCRA limiter: `acquire(permits, key)` returns 0 when taken, else the ms until they
- * may be (taking nothing). Keys are limited independently.
+ * may be (taking nothing; `Infinity` for more permits than the burst). Keys are limited
+ * independently, the least recently used forgotten past 10 000. The limits of the fleet's
+ * options (`limit` per `periodMs`) over `@towerline/policies`' {@link Gcra}: one implementation.
  */
 export class GcraLimiter {
-  readonly #interval: number;
-  readonly #tolerance: number;
-  readonly #clock: Clock;
-  readonly #tat = new Map<string, number>();
+  readonly #gcra: Gcra;
 
   constructor(options: GcraOptions) {
-    const { interval, tolerance } = gcraParams(options);
-    this.#interval = interval;
-    this.#tolerance = tolerance;
-    this.#clock = options.clock ?? systemClock;
+    const { interval, burst } = gcraParams(options);
+    const limits = { rate: 1_000 / interval, burst };
+    this.#gcra = new Gcra(limits, options.clock ? { clock: options.clock } : {});
   }
 
   acquire(permits = 1, key: string | undefined = undefined): number {
-    const now = this.#clock.now();
-    const k = key ?? '';
-    const tat = Math.max(this.#tat.get(k) ?? 0, now);
-    const next = tat + permits * this.#interval;
-    // Within a microsecond or so is on time: float sums (now + interval − tolerance) are not exact.
-    const over = next - now - this.#tolerance;
-    if (over > 1e-3) return Math.ceil(over);
-    this.#tat.set(k, next);
-    // Bounded: keys whose arrival time has passed hold no state worth keeping.
-    if (this.#tat.size > 10_000) for (const [x, t] of this.#tat) if (t <= now) this.#tat.delete(x);
-    return 0;
+    return this.#gcra.acquire(permits, key);
   }
 }

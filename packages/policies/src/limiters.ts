@@ -80,8 +80,9 @@ export class TokenBucket implements RateLimiter {
     if (key !== undefined) touch(this.#buckets, key, bucket);
     const tokens = Math.min(burst, bucket.tokens + ((now - bucket.last) * rate) / 1000);
     bucket.last = now;
-    if (tokens >= permits) {
-      bucket.tokens = tokens - permits;
+    // Within a millionth of a token is enough: the refill sum is not exact in floating point.
+    if (tokens >= permits - 1e-6) {
+      bucket.tokens = Math.max(0, tokens - permits);
       return 0;
     }
     bucket.tokens = tokens;
@@ -117,7 +118,8 @@ export class Gcra implements RateLimiter {
     const tat = Math.max(stored, now);
     const next = tat + permits * interval;
     const allowAt = next - limits.burst * interval;
-    if (allowAt > now + 1e-9) return Math.max(1, Math.ceil(allowAt - now));
+    // Within a microsecond is on time: float sums (tat + interval − burst × interval) are not exact.
+    if (allowAt > now + 1e-3) return Math.max(1, Math.ceil(allowAt - now));
     if (key === undefined) this.#sharedTat = next;
     else touch(this.#tat, key, next);
     return 0;
