@@ -2,7 +2,6 @@ import {
   attemptThrough,
   type CallContext,
   callTracer,
-  describeError,
   type FusableService,
   type FusedPath,
   fused,
@@ -13,31 +12,22 @@ import {
   RequestContext,
   type Service,
   type ServiceLayer,
-  TowerlineError,
   TypedEmitter,
   usesRequestContext,
   warnListenerError,
 } from '@towerline/core';
 import { pause } from './pause.js';
 import {
-  delayFor,
-  isFinalError,
   type RetryEvent,
   type RetryEvents,
   type RetryOptions,
   type RetryPolicy,
-  saysMayHaveExecuted,
   toPolicy,
 } from './policy.js';
+import { verdict } from './verdict.js';
 
 /** `towerline:retry:call`: every call through a retry service, for spans and durations. */
 const tracer = callTracer('retry');
-
-function markBudgetExhausted(error: unknown): void {
-  if (typeof error === 'object' && error !== null && Object.isExtensible(error)) {
-    (error as { budgetExhausted?: boolean }).budgetExhausted = true;
-  }
-}
 
 /**
  * A service that retries its inner service's failures, deciding per request on the request's
@@ -325,7 +315,7 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
         c.deadline = deadline;
         c.signal = signal;
       }
-      const delayMs = this.#verdict(error, c);
+      const delayMs = verdict(policy, error, c);
       const event: RetryEvent = { attempt: c.attempts, delayMs, error };
       policy.events.emit('retry', event);
       if (policy.onRetry) {
@@ -345,41 +335,6 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
         error = next;
       }
     }
-  }
-
-  /** The delay before the next attempt, or throws what the caller gets instead. */
-  #verdict(error: unknown, c: RequestContext): number {
-    const policy = this.#policy;
-    const signal = c.signal;
-    if (signal?.aborted) throw signal.reason;
-    if (saysMayHaveExecuted(error)) c.mayHaveExecuted = true;
-    const attempt = c.attempts;
-    if (isFinalError(error) || c.definitive || (c.mayHaveExecuted && c.idempotent !== true)) {
-      throw error;
-    }
-    if (policy.retryOn !== undefined && !policy.retryOn(error, attempt)) throw error;
-    if (!(attempt < c.maxAttempts)) {
-      policy.events.emit('exhausted', { attempts: attempt, error });
-      throw new TowerlineError(
-        'ERR_RETRY_EXHAUSTED',
-        `retry exhausted after ${attempt} attempts (last error: ${describeError(error)})`,
-        { cause: error, attempts: attempt, mayHaveExecuted: c.mayHaveExecuted },
-      );
-    }
-    const delayMs = delayFor(policy, error, attempt);
-    if (c.deadline !== undefined && policy.clock.now() + delayMs >= c.deadline) {
-      throw new TowerlineError(
-        'ERR_TIMEOUT',
-        `the deadline falls before attempt ${attempt + 1} could start (last error: ${describeError(error)})`,
-        { cause: error, attempts: attempt, mayHaveExecuted: c.mayHaveExecuted },
-      );
-    }
-    if (c.budget !== undefined && !c.budget.withdraw()) {
-      markBudgetExhausted(error);
-      policy.events.emit('budgetExhausted', { attempt, error });
-      throw error;
-    }
-    return delayMs;
   }
 }
 
