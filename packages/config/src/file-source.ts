@@ -1,7 +1,7 @@
 import { constants, watch } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { describeFileError, invalidArgument, TowerlineError } from '@towerline/core';
+import { describeFileError, expectOptions, invalidArgument, TowerlineError } from '@towerline/core';
 import type { ConfigSource } from './provider-options.js';
 
 export interface FileSourceOptions {
@@ -107,6 +107,8 @@ export function fileSource<F extends string | Record<string, string>>(
   files: F,
   options: FileSourceOptions = {},
 ): Required<ConfigSource<Contents<F>>> & { load: () => Promise<Contents<F>>; paths: string[] } {
+  if (typeof files !== 'string') expectOptions(files, false, 'files');
+  expectOptions(options, true);
   const single = typeof files === 'string';
   const named: Array<readonly [string, string]> = single
     ? [['file', resolve(files)]]

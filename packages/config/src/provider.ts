@@ -2,6 +2,7 @@ import { isDeepStrictEqual } from 'node:util';
 import {
   backoff,
   type Clock,
+  expectOptions,
   type IntervalFunction,
   invalidArgument,
   isTowerlineError,
@@ -80,6 +81,7 @@ export class ConfigProvider<T, Raw = T> {
   #loads = 0;
 
   constructor(options: ConfigProviderOptions<T, Raw> = {}) {
+    expectOptions(options, true);
     const source =
       typeof options.source === 'function' ? { stream: options.source } : options.source;
     if (source !== undefined && (typeof source !== 'object' || source === null)) {

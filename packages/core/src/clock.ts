@@ -20,12 +20,55 @@ export interface Clock {
  */
 export const systemClock: Clock = {
   now: () => performance.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+  setTimeout: (fn, ms) => (ms > MAX_TIMER_MS ? new LongTimer(fn, ms) : setTimeout(fn, ms)),
+  clearTimeout: (handle) => {
+    if (handle instanceof LongTimer) handle.clear();
+    else clearTimeout(handle as ReturnType<typeof setTimeout>);
+  },
   unref: (handle) => {
     (handle as { unref?: () => void } | undefined)?.unref?.();
   },
 };
+
+/** The longest delay a Node timer keeps; a longer one would fire after 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * A delay longer than a Node timer keeps (about 24.8 days; `Infinity`: never), as a chain of
+ * timers of at most that, each armed for what is left when the previous one fires.
+ */
+class LongTimer {
+  #timer: ReturnType<typeof setTimeout>;
+  #refd = true;
+  readonly #at: number;
+  readonly #fn: () => void;
+
+  constructor(fn: () => void, ms: number) {
+    this.#fn = fn;
+    this.#at = performance.now() + ms;
+    this.#timer = this.#arm(ms);
+  }
+
+  #arm(left: number): ReturnType<typeof setTimeout> {
+    const timer =
+      left > MAX_TIMER_MS
+        ? setTimeout(() => {
+            this.#timer = this.#arm(this.#at - performance.now());
+          }, MAX_TIMER_MS)
+        : setTimeout(this.#fn, Math.max(0, left));
+    if (!this.#refd) timer.unref();
+    return timer;
+  }
+
+  clear(): void {
+    clearTimeout(this.#timer);
+  }
+
+  unref(): void {
+    this.#refd = false;
+    this.#timer.unref();
+  }
+}
 
 /** A random number in [0, 1); injectable wherever chance is used. */
 export type RandomSource = () => number;

@@ -157,6 +157,18 @@ export function invalidArgument(parameter: string, problem: string): never {
 }
 
 /**
+ * @internal Throws `ERR_INVALID_ARGUMENT` unless `options` is a plain options object (or
+ * `undefined`, when `optional`). Names the type it got, never a value.
+ */
+export function expectOptions(options: unknown, optional: boolean, parameter = 'options'): void {
+  if (options === undefined && optional) return;
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    const got = options === null ? 'null' : Array.isArray(options) ? 'an array' : typeof options;
+    invalidArgument(parameter, `expected an options object, got ${got}`);
+  }
+}
+
+/**
  * A short, secret-free description of an error for messages and events: its code or name,
  * never its full message (which may quote a request, a URL with credentials or a key).
  */

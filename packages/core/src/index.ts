@@ -38,6 +38,7 @@ export {
 export {
   describeError,
   type ErrorCode,
+  expectOptions,
   invalidArgument,
   isAbortError,
   isTowerlineError,

@@ -182,3 +182,37 @@ describe('sleep: the process', () => {
     expect(dropped).toEqual({ status: 13, stdout: '' });
   });
 });
+
+describe('delays longer than a Node timer keeps (2^31 - 1 ms)', () => {
+  it('a 3e9 ms sleep is still pending a while later (a bare Node timer fires after 1 ms)', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on('warning', onWarning);
+    const ac = new AbortController();
+    const p = sleep(3e9, { signal: ac.signal });
+    await new Promise((r) => setTimeout(r, 30));
+    expect(await state(p)).toBe('pending');
+    ac.abort(new Error('done'));
+    await expect(p).rejects.toThrow('done');
+    process.off('warning', onWarning);
+    expect(warnings).not.toContain('TimeoutOverflowWarning');
+  });
+
+  it('fires at its time through a chain of timers, and a clear at any link cancels it', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    const { systemClock } = await import('@towerline/core');
+    const max = 2 ** 31 - 1;
+    const fired: string[] = [];
+    systemClock.setTimeout(() => fired.push('long'), 2.5 * max);
+    const cleared = systemClock.setTimeout(() => fired.push('cleared'), 3 * max);
+    await vi.advanceTimersByTimeAsync(max + 10);
+    systemClock.clearTimeout(cleared);
+    await vi.advanceTimersByTimeAsync(1.5 * max - 11);
+    expect(fired).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(fired).toEqual(['long']);
+    await vi.advanceTimersByTimeAsync(2 * max);
+    expect(fired).toEqual(['long']);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+});

@@ -9,7 +9,7 @@
  * `probeIntervalMs` across the fleet. A successful probe closes the fleet; the isolated
  * breakers are reset at their next flush. Redis unreachable: each breaker decides alone.
  */
-import { invalidArgument, type TypedEmitter } from '@towerline/core';
+import { expectOptions, invalidArgument, type TypedEmitter } from '@towerline/core';
 import { type FleetEvents, type FleetRedisOptions, RedisLink } from './link.js';
 import { BREAKER, BREAKER_CLOSE } from './scripts.js';
 
@@ -79,6 +79,7 @@ export class SharedBreaker {
   #flushing: Promise<void> | undefined;
 
   constructor(options: SharedBreakerOptions) {
+    expectOptions(options, false);
     const { name } = options;
     if (typeof name !== 'string' || name === '') invalidArgument('name', 'expected a name');
     this.name = name;

@@ -3,7 +3,7 @@
  * fallback at `limit / expectedReplicas` when Redis is unreachable, and a local limiter in its
  * own right.
  */
-import { type Clock, invalidArgument } from '@towerline/core';
+import { type Clock, expectOptions, invalidArgument } from '@towerline/core';
 import { Gcra } from '@towerline/policies';
 
 export interface GcraOptions {
@@ -18,6 +18,7 @@ export interface GcraOptions {
 
 /** Emission interval and tolerance of a limit: ms per permit, and burst × interval. */
 export function gcraParams(o: GcraOptions): { interval: number; tolerance: number; burst: number } {
+  expectOptions(o, false);
   const { limit, periodMs = 1_000 } = o;
   if (!(typeof limit === 'number' && limit > 0))
     invalidArgument('limit', `expected a number > 0, got ${String(limit)}`);

@@ -5,7 +5,7 @@
  * Redis unreachable: the decision is local, at `limit / expectedReplicas` (or fail-open, or
  * fail-closed), and a `fallback` event says so.
  */
-import { invalidArgument, type TypedEmitter } from '@towerline/core';
+import { expectOptions, invalidArgument, type TypedEmitter } from '@towerline/core';
 import { GcraLimiter, type GcraOptions, gcraParams } from './gcra.js';
 import { type FleetEvents, type FleetRedisOptions, RedisLink } from './link.js';
 import { GCRA } from './scripts.js';
@@ -49,6 +49,7 @@ export class FleetRateLimiter implements RateLimiter {
   readonly #periodMs: number;
 
   constructor(options: FleetRateLimiterOptions) {
+    expectOptions(options, false);
     const { name, expectedReplicas, limit, periodMs = 1_000 } = options;
     if (typeof name !== 'string' || name === '') invalidArgument('name', 'expected a name');
     if (!(Number.isInteger(expectedReplicas) && expectedReplicas >= 1))

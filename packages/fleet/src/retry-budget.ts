@@ -6,7 +6,7 @@
  * fleet's balance (its share of the fleet's deposits), plus what its own new deposits earn.
  * Redis unreachable: a local budget (the reserve divided among the expected replicas).
  */
-import { invalidArgument, type TypedEmitter } from '@towerline/core';
+import { expectOptions, invalidArgument, type TypedEmitter } from '@towerline/core';
 import { RetryBudget } from '@towerline/retry';
 import { type FleetEvents, type FleetRedisOptions, RedisLink } from './link.js';
 import { BUDGET } from './scripts.js';
@@ -55,6 +55,7 @@ export class FleetRetryBudget {
   #flushing: Promise<void> | undefined;
 
   constructor(options: FleetRetryBudgetOptions) {
+    expectOptions(options, false);
     const { name, expectedReplicas, ttl = 10_000, minPerSecond = 10, retryPercent = 0.2 } = options;
     if (typeof name !== 'string' || name === '') invalidArgument('name', 'expected a name');
     if (!(Number.isInteger(expectedReplicas) && expectedReplicas >= 1))

@@ -1,5 +1,11 @@
 import * as grpc from '@grpc/grpc-js';
-import { invalidArgument, type Readiness, TowerlineError, TypedEmitter } from '@towerline/core';
+import {
+  invalidArgument,
+  type Readiness,
+  systemClock,
+  TowerlineError,
+  TypedEmitter,
+} from '@towerline/core';
 
 /** grpc-js connectivity states by name. */
 export type ConnectivityName = 'IDLE' | 'CONNECTING' | 'READY' | 'TRANSIENT_FAILURE' | 'SHUTDOWN';
@@ -92,8 +98,9 @@ export class GrpcConnectivity implements Readiness {
     const { timeoutMs = 30_000, signal } = options;
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise((resolve, reject) => {
+      // The system clock's timers keep a delay longer than a Node timer's 24.8 days.
       const timer = Number.isFinite(timeoutMs)
-        ? setTimeout(
+        ? systemClock.setTimeout(
             () =>
               finish(new TowerlineError('ERR_TIMEOUT', `channel not ready within ${timeoutMs} ms`)),
             timeoutMs,
@@ -107,7 +114,7 @@ export class GrpcConnectivity implements Readiness {
       const onAbort = () => finish(signal!.reason);
       signal?.addEventListener('abort', onAbort, { once: true });
       const finish = (error: unknown) => {
-        if (timer !== undefined) clearTimeout(timer);
+        if (timer !== undefined) systemClock.clearTimeout(timer);
         sub.dispose();
         signal?.removeEventListener('abort', onAbort);
         if (error === undefined) resolve();

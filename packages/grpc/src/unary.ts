@@ -4,6 +4,7 @@ import {
   type CallContext,
   contextual,
   type ExponentialRandomBackoff,
+  expectOptions,
   isRequestContext,
   type Service,
 } from '@towerline/core';
@@ -24,6 +25,7 @@ import {
 export function grpcChannelOptions(
   policy: ExponentialRandomBackoff = backoff.grpc(),
 ): grpc.ChannelOptions {
+  expectOptions(policy, false, 'policy');
   return {
     'grpc.initial_reconnect_backoff_ms': Math.round(policy.initial),
     'grpc.max_reconnect_backoff_ms': Math.round(policy.max),
@@ -70,6 +72,7 @@ export function unaryService<Req, Res>(
   options: UnaryOptions = {},
 ): Service<Req, Res> {
   const fn = unaryMethod(client, method);
+  expectOptions(options, true);
   const idempotent =
     options.idempotent ??
     isIdempotentMethod(client.constructor as { service?: grpc.ServiceDefinition }, method);
@@ -102,6 +105,7 @@ export interface GrpcRetryOptions extends Omit<RetryOptions, 'retryOn'> {
  * most its backoff.
  */
 export function grpcRetry(options: GrpcRetryOptions = {}): RetryLayer {
+  expectOptions(options, true);
   const { codes = [grpc.status.UNAVAILABLE], ...rest } = options;
   const retryable = new Set<number>(codes);
   return new RetryLayer({

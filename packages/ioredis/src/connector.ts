@@ -1,4 +1,4 @@
-import { invalidArgument, notSent, TowerlineError } from '@towerline/core';
+import { expectOptions, invalidArgument, notSent, TowerlineError } from '@towerline/core';
 import { type Connector, isSocketError } from '@towerline/reconnect';
 import { type ChainableCommander, Command, Redis, type RedisOptions } from 'ioredis';
 import {
@@ -120,6 +120,7 @@ function sendCommand(client: Redis, request: RedisCommand): Promise<unknown> {
 }
 
 function validate(options: RedisConnectorOptions): void {
+  expectOptions(options, true);
   if (
     options.port !== undefined &&
     !(Number.isInteger(options.port) && options.port > 0 && options.port < 65_536)

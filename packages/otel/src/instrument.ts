@@ -4,6 +4,7 @@ import {
   type CallTrace,
   type Disposable,
   describeError,
+  expectOptions,
   invalidArgument,
   type TypedEmitter,
 } from '@towerline/core';
@@ -98,6 +99,7 @@ function emitterOf(target: Instrumentable): AnyEmitter | undefined {
  * ```
  */
 export function instrument(target: Instrumentable, options: InstrumentOptions): Disposable {
+  expectOptions(options, false);
   const emitter = emitterOf(target);
   const channel = typeof emitter?.channel === 'string' ? emitter.channel : '';
   const component = channel.startsWith('towerline:') ? channel.slice('towerline:'.length) : '';

@@ -1,4 +1,4 @@
-import { type CallContext, invalidArgument, notSent } from '@towerline/core';
+import { type CallContext, expectOptions, invalidArgument, notSent } from '@towerline/core';
 import { type Connector, isSocketError } from '@towerline/reconnect';
 import pg from 'pg';
 
@@ -216,6 +216,7 @@ function noop(): void {}
 export function pgConnector(
   options: PgConnectorOptions = {},
 ): Connector<pg.Client, PgRequest, unknown> {
+  expectOptions(options, true);
   if (options.setup !== undefined && typeof options.setup !== 'function')
     invalidArgument('setup', 'expected a function');
   if (options.credentials !== undefined && typeof options.credentials !== 'function')

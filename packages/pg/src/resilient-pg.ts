@@ -1,5 +1,6 @@
 import {
   type CallContext,
+  expectOptions,
   type FusableService,
   type FusedPath,
   fused,
@@ -82,6 +83,7 @@ export class ResilientPgPool extends PgFacade {
   #next = 0;
 
   constructor(options: ResilientPgOptions & { size?: number } = {}) {
+    expectOptions(options, true);
     const size = options.size ?? 4;
     if (!(Number.isInteger(size) && size >= 1))
       invalidArgument('size', `expected an integer >= 1, got ${size}`);

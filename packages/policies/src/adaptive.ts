@@ -1,4 +1,4 @@
-import { invalidArgument } from '@towerline/core';
+import { expectOptions, invalidArgument } from '@towerline/core';
 
 /**
  * A concurrency limit that learns from each call's latency (Netflix `concurrency-limits`).
@@ -46,6 +46,7 @@ export class AimdLimit implements LimitAlgorithm {
   readonly #timeout: number;
 
   constructor(options: AimdOptions = {}) {
+    expectOptions(options, true);
     const { initial = 20, min = 1, max = 1000, backoffRatio = 0.9, timeoutMs = 5000 } = options;
     bounds(initial, min, max);
     if (!(backoffRatio > 0 && backoffRatio < 1)) {
@@ -107,6 +108,7 @@ export class Gradient2Limit implements LimitAlgorithm {
   #count = 0;
 
   constructor(options: Gradient2Options = {}) {
+    expectOptions(options, true);
     const { initial = 20, min = 1, max = 200, rttTolerance = 1.5, smoothing = 0.2 } = options;
     bounds(initial, min, max);
     if (!(rttTolerance >= 1)) invalidArgument('rttTolerance', `expected >= 1, got ${rttTolerance}`);
@@ -194,6 +196,7 @@ export class VegasLimit implements LimitAlgorithm {
   #dropped = false;
 
   constructor(options: VegasOptions = {}) {
+    expectOptions(options, true);
     const { initial = 20, min = 1, max = 1000 } = options;
     bounds(initial, min, max);
     this.#limit = initial;

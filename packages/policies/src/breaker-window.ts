@@ -164,6 +164,9 @@ class TimeWindow extends RateWindow {
   }
 }
 
+/** The most calls a count window holds (one byte each, allocated up front). */
+const MAX_SIZE = 1_000_000;
+
 /** The window for `policy`, validated. */
 export function failureWindow(policy: BreakerPolicy): FailureWindow {
   switch (policy.kind) {
@@ -173,13 +176,13 @@ export function failureWindow(policy: BreakerPolicy): FailureWindow {
       }
       return new Consecutive(policy.threshold);
     case 'count':
-      if (!(Number.isInteger(policy.size) && policy.size >= 1)) {
-        invalidArgument('size', `expected an integer >= 1, got ${policy.size}`);
+      if (!(Number.isInteger(policy.size) && policy.size >= 1 && policy.size <= MAX_SIZE)) {
+        invalidArgument('size', `expected an integer in [1, ${MAX_SIZE}], got ${policy.size}`);
       }
       return new CountWindow(policy.size, policy);
     case 'time':
-      if (!(policy.windowMs > 0))
-        invalidArgument('windowMs', `expected > 0, got ${policy.windowMs}`);
+      if (!(policy.windowMs > 0 && Number.isFinite(policy.windowMs)))
+        invalidArgument('windowMs', `expected a finite number > 0, got ${policy.windowMs}`);
       return new TimeWindow(policy.windowMs, policy);
     default:
       return invalidArgument('policy', 'expected kind consecutive, count or time');

@@ -1,6 +1,7 @@
 import {
   type CallContext,
   type Clock,
+  expectOptions,
   FixedInterval,
   type IntervalFunction,
   invalidArgument,
@@ -93,6 +94,8 @@ export class CircuitBreakerLayer implements ServiceLayer {
   #outcomeListened = false;
 
   constructor(options: CircuitBreakerOptions = {}) {
+    expectOptions(options, true);
+    expectOptions(options.policy, true, 'policy');
     this.#window = failureWindow(options.policy ?? { kind: 'consecutive', threshold: 5 });
     this.#windowNeedsNow = options.policy?.kind === 'time';
     this.#clock = options.clock ?? systemClock;
@@ -102,8 +105,8 @@ export class CircuitBreakerLayer implements ServiceLayer {
     }
     this.#probes = probes;
     const openMs = options.openMs ?? 10_000;
-    if (typeof openMs === 'number' && !(openMs >= 0)) {
-      invalidArgument('openMs', `expected >= 0, got ${openMs}`);
+    if (typeof openMs === 'number' ? !(openMs >= 0) : typeof openMs?.next !== 'function') {
+      invalidArgument('openMs', 'expected a number >= 0 or an IntervalFunction');
     }
     this.#openMs = typeof openMs === 'number' ? new FixedInterval(openMs) : openMs;
     this.#isFailure = options.isFailure;

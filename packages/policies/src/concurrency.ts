@@ -2,6 +2,7 @@ import {
   abortedBeforeStart,
   type CallContext,
   type Clock,
+  expectOptions,
   invalidArgument,
   isTowerlineError,
   type Service,
@@ -87,6 +88,7 @@ export class ConcurrencyLimitLayer implements ServiceLayer, Saturable {
   #reported: number;
 
   constructor(options: ConcurrencyLimitOptions) {
+    expectOptions(options, false);
     const { limit } = options;
     if (typeof limit === 'number') {
       if (!(Number.isInteger(limit) && limit >= 1)) {

@@ -1,10 +1,12 @@
 import {
   attemptThrough,
   type CallContext,
+  expectOptions,
   type FusableService,
   type FusedPath,
   fused,
   fusedPathOf,
+  invalidArgument,
   RequestContext,
   type Service,
   TypedEmitter,
@@ -35,6 +37,11 @@ export class FallbackLayer<Req, Res> {
   readonly #options: FallbackOptions<Req, Res>;
 
   constructor(options: FallbackOptions<Req, Res>) {
+    expectOptions(options, false);
+    if (typeof options.fallback !== 'function') invalidArgument('fallback', 'expected a function');
+    if (options.handle !== undefined && typeof options.handle !== 'function') {
+      invalidArgument('handle', 'expected a function');
+    }
     this.#options = options;
     this.events.source = options.name ?? 'fallback';
   }

@@ -3,6 +3,7 @@ import {
   abortedBeforeStart,
   type CallContext,
   type Clock,
+  expectOptions,
   invalidArgument,
   RequestContext,
   type Service,
@@ -78,13 +79,17 @@ export class HedgeLayer implements ServiceLayer {
   #cached: number | undefined;
 
   constructor(options: HedgeOptions = {}) {
+    expectOptions(options, true);
     const { delayMs, percentile } = options;
     if (delayMs === undefined && percentile === undefined) {
       invalidArgument('delayMs', 'expected delayMs or percentile');
     }
-    if (delayMs !== undefined && !(delayMs >= 0))
+    if (delayMs !== undefined && !(typeof delayMs === 'number' && delayMs >= 0))
       invalidArgument('delayMs', `expected >= 0, got ${delayMs}`);
-    if (percentile !== undefined && !(percentile > 0 && percentile < 1)) {
+    if (
+      percentile !== undefined &&
+      !(typeof percentile === 'number' && percentile > 0 && percentile < 1)
+    ) {
       invalidArgument('percentile', `expected in (0, 1), got ${percentile}`);
     }
     this.#delayMs = delayMs;

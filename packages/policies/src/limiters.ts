@@ -1,4 +1,10 @@
-import { type Clock, invalidArgument, systemClock, TowerlineError } from '@towerline/core';
+import {
+  type Clock,
+  expectOptions,
+  invalidArgument,
+  systemClock,
+  TowerlineError,
+} from '@towerline/core';
 import type { RateLimiter } from './rate-limit.js';
 
 /** A rate and a burst: `rate` permits per second on average, at most `burst` at once. */
@@ -25,7 +31,8 @@ function check(limits: RateLimits): void {
 
 function source(limits: RateLimitSource): () => RateLimits {
   if (typeof limits === 'function') return limits;
-  if (!(limits.rate > 0) || !(limits.burst >= 1)) {
+  expectOptions(limits, false, 'limits');
+  if (!(limits.rate > 0) || !Number.isFinite(limits.rate) || !(limits.burst >= 1)) {
     invalidArgument(
       'limits',
       `expected rate > 0 and burst >= 1, got ${limits.rate}/${limits.burst}`,

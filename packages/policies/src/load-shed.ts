@@ -1,5 +1,6 @@
 import {
   type CallContext,
+  expectOptions,
   invalidArgument,
   type Service,
   type ServiceLayer,
@@ -35,6 +36,10 @@ export class LoadShedLayer implements ServiceLayer {
   readonly #saturated: (() => boolean) | undefined;
 
   constructor(options: LoadShedOptions = {}) {
+    expectOptions(options, true);
+    if (options.saturated !== undefined && typeof options.saturated !== 'function') {
+      invalidArgument('saturated', 'expected a function');
+    }
     this.#saturated = options.saturated;
     this.events.source = options.name ?? 'load-shed';
   }

@@ -2,6 +2,7 @@ import {
   abortedBeforeStart,
   type CallContext,
   type Clock,
+  expectOptions,
   invalidArgument,
   type Service,
   type ServiceLayer,
@@ -81,6 +82,7 @@ export class RateLimitLayer<Req = unknown> implements ServiceLayer {
   readonly #clock: Clock;
 
   constructor(options: RateLimitOptions<Req>) {
+    expectOptions(options, false);
     const maxWait = options.maxWaitMs ?? 0;
     if (!(maxWait >= 0)) invalidArgument('maxWaitMs', `expected >= 0, got ${maxWait}`);
     if (typeof options.limiter?.acquire !== 'function')

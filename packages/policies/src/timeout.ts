@@ -3,6 +3,7 @@ import {
   type CallContext,
   type Clock,
   contextual,
+  expectOptions,
   invalidArgument,
   isRequestContext,
   type OwnedPath,
@@ -217,9 +218,13 @@ export class TimeoutLayer implements ServiceLayer {
   readonly ms: number;
 
   constructor(options: TimeoutOptions) {
+    expectOptions(options, false);
     const { ms } = options;
     if (!(ms > 0) || !Number.isFinite(ms)) invalidArgument('ms', `expected > 0, got ${ms}`);
     this.ms = ms;
+    if (options.mode !== undefined && options.mode !== 'exact' && options.mode !== 'optimistic') {
+      invalidArgument('mode', "expected 'exact' or 'optimistic'");
+    }
     this.#optimistic = options.mode === 'optimistic';
     this.events.source = options.name ?? 'timeout';
     this.#queue = new DeadlineQueue(options.clock ?? systemClock, ms, !this.#optimistic, (calls) =>

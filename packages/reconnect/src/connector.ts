@@ -1,4 +1,11 @@
-import type { CallContext, Clock, IntervalFunction, RandomSource } from '@towerline/core';
+import {
+  type CallContext,
+  type Clock,
+  expectOptions,
+  type IntervalFunction,
+  invalidArgument,
+  type RandomSource,
+} from '@towerline/core';
 import { Reconnector } from './reconnector.js';
 import type { ConnectContext } from './reconnector-options.js';
 import { ReconnectService } from './service.js';
@@ -85,6 +92,7 @@ export const connectionOptionKeys = [
 
 /** The defined entries of `options` among {@link ConnectionOptions}. */
 export function pickConnectionOptions(options: ConnectionOptions): ConnectionOptions {
+  expectOptions(options, true);
   const picked: Record<string, unknown> = {};
   for (const key of connectionOptionKeys) {
     if (options[key] !== undefined) picked[key] = options[key];
@@ -102,6 +110,9 @@ export function fromConnector<C, Req, Res>(
   connector: Connector<C, Req, Res>,
   options: ConnectionOptions = {},
 ): ReconnectService<C, Req, Res> {
+  if (typeof connector?.connect !== 'function') {
+    invalidArgument('connector', 'expected a Connector (an object with a connect function)');
+  }
   const o = pickConnectionOptions(options);
   const isConnectionError = connector.isConnectionError?.bind(connector);
   const reconnector = new Reconnector<C>({

@@ -1,6 +1,7 @@
 import {
   type Clock,
   ExponentialRandomBackoff,
+  expectOptions,
   type IntervalFunction,
   invalidArgument,
   isAbortError,
@@ -94,6 +95,7 @@ const defaultBackoff = () =>
   new ExponentialRandomBackoff({ initial: 100, multiplier: 2, max: 10_000, jitter: 'full' });
 
 export function toPolicy(options: RetryOptions, events: TypedEmitter<RetryEvents>): RetryPolicy {
+  expectOptions(options, true);
   const { maxAttempts = 3 } = options;
   if (!(Number.isInteger(maxAttempts) || maxAttempts === Number.POSITIVE_INFINITY)) {
     invalidArgument('maxAttempts', `expected an integer >= 1, got ${String(maxAttempts)}`);

@@ -7,7 +7,7 @@ import {
   type FileSourceOptions,
   fileSource,
 } from '@towerline/config';
-import { type Disposable, TowerlineError, TypedEmitter } from '@towerline/core';
+import { type Disposable, expectOptions, TowerlineError, TypedEmitter } from '@towerline/core';
 import { displayPath } from './pem.js';
 import { parseCaBundle, parseTlsConfig, type TlsConfig } from './tls-config.js';
 import { buildSecureContext, type ContextSettings, secureContextOptions } from './tls-state.js';
@@ -68,6 +68,7 @@ const built = new WeakMap<TlsServerSettings, ServerContexts>();
 
 /** Builds every context of a settings value, or throws `ERR_TLS_INVALID`. */
 function buildServerContexts(settings: TlsServerSettings): ServerContexts {
+  expectOptions(settings, false, 'settings');
   const cached = built.get(settings);
   if (cached) return cached;
   const ca = settings.clientCa;
@@ -355,6 +356,8 @@ export function serverConfigFromFiles(
       'policy' | 'clock' | 'name'
     > = {},
 ): ServerConfigProvider<Record<string, string>> {
+  expectOptions(files, false, 'files');
+  expectOptions(options, true);
   const paths: Record<string, string> = { cert: files.cert, key: files.key };
   if (files.clientCa) paths.clientCa = files.clientCa;
   return new ServerConfigProvider<Record<string, string>>({

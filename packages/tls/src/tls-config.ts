@@ -1,6 +1,7 @@
 import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
 import { inspect } from 'node:util';
+import { expectOptions } from '@towerline/core';
 import {
   blockName,
   describeShape,
@@ -174,6 +175,7 @@ export function parseTlsConfig(
   now: () => number = Date.now,
   maxBytes: number = MAX_PEM_BYTES,
 ): TlsConfig {
+  expectOptions(pem, false, 'pem');
   const { certs: chain, pem: certPem } = parseCertificates(pem.cert, names.cert, maxBytes);
   const leaf = chain[0]!;
   const { key, pem: keyPem } = parseKey(pem.key, names.key, pem.passphrase, maxBytes);

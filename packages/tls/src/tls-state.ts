@@ -1,6 +1,6 @@
 import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
 import { inspect } from 'node:util';
-import { TowerlineError } from '@towerline/core';
+import { expectOptions, TowerlineError } from '@towerline/core';
 import { opensslReason, stripped } from './prove.js';
 import type { TlsConfig } from './tls-config.js';
 
@@ -37,6 +37,7 @@ export function buildSecureContext(
   settings: ContextSettings = {},
   ca?: string,
 ): SecureContext {
+  expectOptions(config, false, 'config');
   try {
     return createSecureContext(secureContextOptions(config, settings, ca));
   } catch (error) {

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeParseError } from '@towerline/config';
-import { describeFileError } from '@towerline/core';
+import { describeFileError, expectOptions } from '@towerline/core';
 import { displayPath } from '@towerline/tls';
 import { parse as parseToml } from 'smol-toml';
 import * as v from 'valibot';
@@ -251,6 +251,7 @@ export interface LoadOptions {
  * range (key, source, expected shape). No message quotes a value.
  */
 export function loadConfig(options: LoadOptions = {}): ServerConfig {
+  expectOptions(options, true);
   const profile = options.profile ?? 'default';
   if (!PROFILES.includes(profile)) {
     const near = nearest(String(profile), PROFILES);

@@ -5,7 +5,9 @@
  * semantic conventions use the same HTTP names). An embedder passes its own pino logger, or any
  * object with the five level methods.
  */
+
 import { hostname } from 'node:os';
+import { expectOptions } from '@towerline/core';
 import pino, { type DestinationStream } from 'pino';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
@@ -36,6 +38,7 @@ export interface LoggerOptions {
 
 /** A pino logger writing ECS JSON lines. */
 export function createLogger(options: LoggerOptions = {}): pino.Logger {
+  expectOptions(options, true);
   const level = options.level ?? 'info';
   return pino(
     {

@@ -1,4 +1,5 @@
 /** Opening the postgres store: the pool, the `LISTEN` connection (pg-listen.ts), the schema. */
+import { systemClock, type TimerHandle } from '@towerline/core';
 import type pg from 'pg';
 import { StorageError } from './errors.js';
 import { storageError } from './pg-io.js';
@@ -44,7 +45,7 @@ export async function openPg(
   });
   const listener = new PgListener(ResilientPg, url, `ds_${schema}`, options.warn);
   const timeoutMs = options.connectTimeoutMs ?? 15_000;
-  let timer: NodeJS.Timeout | undefined;
+  let timer: TimerHandle | undefined;
   try {
     const storeId = await Promise.race([
       (async () => {
@@ -60,7 +61,7 @@ export async function openPg(
         return rows[0]!.v;
       })(),
       new Promise<never>((_, reject) => {
-        timer = setTimeout(
+        timer = systemClock.setTimeout(
           () =>
             reject(new StorageError('ERR_STORAGE_FAILED', `no PostgreSQL within ${timeoutMs} ms`)),
           timeoutMs,
@@ -74,6 +75,6 @@ export async function openPg(
     await Promise.all([pool.close(), listener.close()]).catch(() => {});
     throw storageError(error);
   } finally {
-    clearTimeout(timer);
+    systemClock.clearTimeout(timer);
   }
 }

@@ -4,7 +4,7 @@
  * data in the engine. A change is answered once the engine says it is durable.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type RandomSource, systemClock } from '@towerline/core';
+import { expectOptions, type RandomSource, systemClock } from '@towerline/core';
 import { Engine } from '../engine/engine.js';
 import { StorageError } from '../engine/errors.js';
 import type { Stream } from '../engine/stream.js';
@@ -49,6 +49,7 @@ export class StreamHandler {
   readonly #logger: HandlerLogger | undefined;
 
   constructor(options: StreamHandlerOptions = {}) {
+    expectOptions(options, true);
     this.basePath = (options.basePath ?? '/v1/stream').replace(/\/+$/, '');
     this.#now = options.now ?? Date.now;
     this.#random = options.random ?? Math.random;

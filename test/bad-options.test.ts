@@ -1,0 +1,164 @@
+/**
+ * Every layer and limit constructor, given what is not an options object (or a field of the
+ * wrong kind), throws `ERR_INVALID_ARGUMENT` naming the parameter: never a TypeError from deep
+ * inside, never silently accepted, and never quoting the value it got.
+ */
+import { ConfigProvider, fileSource } from '@towerline/config';
+import { isTowerlineError } from '@towerline/core';
+import { loadConfig, StreamHandler } from '@towerline/durable-streams';
+import { FleetRateLimiter, FleetRetryBudget, GcraLimiter, SharedBreaker } from '@towerline/fleet';
+import { grpcChannelOptions, grpcRetry } from '@towerline/grpc';
+import { redisConnector, resilientRedis } from '@towerline/ioredis';
+import { instrument } from '@towerline/otel';
+import { pgConnector, ResilientPgPool, resilientPg } from '@towerline/pg';
+import {
+  AimdLimit,
+  CircuitBreakerLayer,
+  ConcurrencyLimitLayer,
+  FallbackLayer,
+  Gcra,
+  Gradient2Limit,
+  HedgeLayer,
+  LoadShedLayer,
+  RateLimitLayer,
+  TimeoutLayer,
+  TokenBucket,
+  VegasLimit,
+} from '@towerline/policies';
+import { fromConnector } from '@towerline/reconnect';
+import { RetryLayer } from '@towerline/retry';
+import { parseTlsConfig, serverConfigFromFiles, TlsState } from '@towerline/tls';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+
+type Make = (options: unknown) => unknown;
+
+/** Constructors whose options may be left out, and those that need them. */
+const optional: Record<string, Make> = {
+  RetryLayer: (o) => new RetryLayer(o as never),
+  CircuitBreakerLayer: (o) => new CircuitBreakerLayer(o as never),
+  HedgeLayer: (o) => new HedgeLayer(o as never),
+  LoadShedLayer: (o) => new LoadShedLayer(o as never),
+  AimdLimit: (o) => new AimdLimit(o as never),
+  Gradient2Limit: (o) => new Gradient2Limit(o as never),
+  VegasLimit: (o) => new VegasLimit(o as never),
+};
+const required: Record<string, Make> = {
+  TimeoutLayer: (o) => new TimeoutLayer(o as never),
+  ConcurrencyLimitLayer: (o) => new ConcurrencyLimitLayer(o as never),
+  FallbackLayer: (o) => new FallbackLayer(o as never),
+  RateLimitLayer: (o) => new RateLimitLayer(o as never),
+  TokenBucket: (o) => new TokenBucket(o as never),
+  Gcra: (o) => new Gcra(o as never),
+};
+
+/** Adapters and the other packages' entry points (not called without options: they connect). */
+const entryPoints: Record<string, Make> = {
+  resilientRedis: (o) => resilientRedis(o as never),
+  redisConnector: (o) => redisConnector(o as never),
+  resilientPg: (o) => resilientPg(o as never),
+  pgConnector: (o) => pgConnector(o as never),
+  ResilientPgPool: (o) => new ResilientPgPool(o as never),
+  fromConnector: (o) => fromConnector(o as never),
+  grpcRetry: (o) => grpcRetry(o as never),
+  grpcChannelOptions: (o) => grpcChannelOptions(o as never),
+  ConfigProvider: (o) => new ConfigProvider(o as never),
+  fileSource: (o) => fileSource('config.json', o as never),
+  loadConfig: (o) => loadConfig(o as never),
+  StreamHandler: (o) => new StreamHandler(o as never),
+  FleetRateLimiter: (o) => new FleetRateLimiter(o as never),
+  FleetRetryBudget: (o) => new FleetRetryBudget(o as never),
+  SharedBreaker: (o) => new SharedBreaker(o as never),
+  GcraLimiter: (o) => new GcraLimiter(o as never),
+  instrument: (o) => instrument(new RetryLayer(), o as never),
+  parseTlsConfig: (o) => parseTlsConfig(o as never),
+  TlsState: (o) => new TlsState(o as never),
+  serverConfigFromFiles: (o) => serverConfigFromFiles(o as never),
+};
+
+/** What `make(value)` threw; fails the test if it returned or threw anything but our error. */
+function refusal(make: Make, value: unknown) {
+  let thrown: unknown;
+  try {
+    make(value);
+  } catch (error) {
+    thrown = error;
+  }
+  expect(isTowerlineError(thrown), `threw ${String(thrown)}`).toBe(true);
+  const error = thrown as { code: string; parameter?: string; message: string };
+  expect(error.code).toBe('ERR_INVALID_ARGUMENT');
+  return error;
+}
+
+const notAnObject = fc.oneof(
+  fc.constant(null),
+  fc.string({ minLength: 6 }).map((s) => `secret-${s}`),
+  fc.integer(),
+  fc.double(),
+  fc.boolean(),
+  fc.bigInt(),
+  fc.array(fc.anything(), { maxLength: 3 }),
+);
+
+describe('constructors refuse what is not an options object', () => {
+  it('for every constructor and any such value: ERR_INVALID_ARGUMENT, the value not quoted', () => {
+    const all = Object.entries({ ...optional, ...required, ...entryPoints });
+    fc.assert(
+      fc.property(fc.constantFrom(...all), notAnObject, ([, make], value) => {
+        const error = refusal(make, value);
+        if (typeof value === 'string') expect(error.message).not.toContain(value);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('options that are required may not be left out; optional ones may', () => {
+    for (const make of Object.values(required)) refusal(make, undefined);
+    for (const make of Object.values(optional)) {
+      if (make === optional.HedgeLayer) continue; // needs delayMs or percentile
+      expect(() => make(undefined)).not.toThrow();
+    }
+  });
+});
+
+describe('fields of the wrong kind', () => {
+  const cases: Array<[string, Make, string]> = [
+    ['timeout mode', () => new TimeoutLayer({ ms: 10, mode: 'fast' as never }), 'mode'],
+    ['fallback not a function', () => new FallbackLayer({ fallback: 42 as never }), 'fallback'],
+    ['fallback left out', () => new FallbackLayer({} as never), 'fallback'],
+    [
+      'fallback handle not a function',
+      () => new FallbackLayer({ fallback: () => 1, handle: true as never }),
+      'handle',
+    ],
+    ['breaker openMs', () => new CircuitBreakerLayer({ openMs: 'soon' as never }), 'openMs'],
+    ['breaker openMs object', () => new CircuitBreakerLayer({ openMs: {} as never }), 'openMs'],
+    ['breaker policy', () => new CircuitBreakerLayer({ policy: 'count' as never }), 'policy'],
+    [
+      'count window beyond a million calls',
+      () =>
+        new CircuitBreakerLayer({
+          policy: { kind: 'count', size: 1e20, failureRateThreshold: 0.5 },
+        }),
+      'size',
+    ],
+    [
+      'time window of infinite length',
+      () =>
+        new CircuitBreakerLayer({
+          policy: { kind: 'time', windowMs: Number.POSITIVE_INFINITY, failureRateThreshold: 0.5 },
+        }),
+      'windowMs',
+    ],
+    ['hedge delay null', () => new HedgeLayer({ delayMs: null as never }), 'delayMs'],
+    ['load-shed test', () => new LoadShedLayer({ saturated: true as never }), 'saturated'],
+    [
+      'infinite rate',
+      () => new TokenBucket({ rate: Number.POSITIVE_INFINITY, burst: 1 }),
+      'limits',
+    ],
+  ];
+  it.each(cases)('%s', (_name, make, parameter) => {
+    expect(refusal(make, undefined).parameter).toBe(parameter);
+  });
+});
