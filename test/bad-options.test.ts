@@ -162,3 +162,33 @@ describe('fields of the wrong kind', () => {
     expect(refusal(make, undefined).parameter).toBe(parameter);
   });
 });
+
+describe('a refused field is named, its value shown only if it is a number', () => {
+  it('strings (a secret pasted in the wrong place) are never quoted', () => {
+    fc.assert(
+      fc.property(
+        fc.string({ minLength: 6 }).map((s) => `secret-${s}`),
+        fc.constantFrom<Make>(
+          (v) => new TimeoutLayer({ ms: v as never }),
+          (v) => new RetryLayer({ maxAttempts: v as never }),
+          (v) => new ConcurrencyLimitLayer({ limit: 1, queue: v as never }),
+          (v) => new HedgeLayer({ delayMs: v as never }),
+          (v) => new TokenBucket({ rate: v as never, burst: 1 }),
+          (v) =>
+            new CircuitBreakerLayer({ policy: { kind: 'consecutive', threshold: v as never } }),
+          (v) => new AimdLimit({ backoffRatio: v as never }),
+          (v) => new GcraLimiter({ limit: v as never }),
+          (v) => redisConnector({ port: v as never }),
+        ),
+        (secret, make) => {
+          expect(refusal(make, secret).message).not.toContain(secret);
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+
+  it('numbers are shown: they say what was wrong', () => {
+    expect(refusal(() => new TimeoutLayer({ ms: -5 }), undefined).message).toContain('-5');
+  });
+});

@@ -1,7 +1,13 @@
 import { constants, watch } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { describeFileError, expectOptions, invalidArgument, TowerlineError } from '@towerline/core';
+import {
+  describeFileError,
+  describeValue,
+  expectOptions,
+  invalidArgument,
+  TowerlineError,
+} from '@towerline/core';
 import type { ConfigSource } from './provider-options.js';
 
 export interface FileSourceOptions {
@@ -119,7 +125,8 @@ export function fileSource<F extends string | Record<string, string>>(
       invalidArgument(`files.${name}`, 'expected a path');
   }
   const { debounceMs = 50, consistencyRetries = 3, maxBytes = DEFAULT_MAX_BYTES } = options;
-  if (!(debounceMs >= 0)) invalidArgument('debounceMs', `expected ms >= 0, got ${debounceMs}`);
+  if (!(debounceMs >= 0))
+    invalidArgument('debounceMs', `expected ms >= 0, got ${describeValue(debounceMs)}`);
   if (!(Number.isSafeInteger(maxBytes) && maxBytes > 0))
     invalidArgument('maxBytes', 'expected a positive whole number of bytes');
   const shape = (contents: Record<string, string>) =>

@@ -2,6 +2,7 @@ import { isDeepStrictEqual } from 'node:util';
 import {
   backoff,
   type Clock,
+  describeValue,
   expectOptions,
   type IntervalFunction,
   invalidArgument,
@@ -150,7 +151,7 @@ export class ConfigProvider<T, Raw = T> {
       return Promise.reject(new TowerlineError('ERR_CLOSED', `${this.name} is closed`));
     const { signal, timeout, failFast = false } = options;
     if (timeout !== undefined && !(timeout > 0))
-      invalidArgument('timeout', `expected ms > 0, got ${timeout}`);
+      invalidArgument('timeout', `expected ms > 0, got ${describeValue(timeout)}`);
     if (signal?.aborted) return Promise.reject(signal.reason);
     this.#startSource();
     if (this.#value !== undefined) return Promise.resolve(this.#value);

@@ -1,5 +1,6 @@
 import {
   type Clock,
+  describeValue,
   invalidArgument,
   type Service,
   type ServiceLayer,
@@ -27,7 +28,7 @@ export function rateLimitProblems(
   for (const key of ['requestsPerSecond', 'burst'] as const) {
     const v = config[key];
     if (!Number.isInteger(v) || v <= 0)
-      problems.push(`${path}.${key} must be an integer > 0 (got ${String(v)})`);
+      problems.push(`${path}.${key} must be an integer > 0 (got ${describeValue(v)})`);
   }
   return problems;
 }
@@ -112,7 +113,7 @@ export async function readBodyLimited(
   limit: number | (() => number),
 ): Promise<Buffer> {
   const max = typeof limit === 'function' ? limit() : limit;
-  if (!(max >= 0)) invalidArgument('limit', `expected bytes >= 0, got ${max}`);
+  if (!(max >= 0)) invalidArgument('limit', `expected bytes >= 0, got ${describeValue(max)}`);
   const declared = Number(body.headers?.['content-length']);
   const tooLarge = (n: number) =>
     new TowerlineError(

@@ -1,5 +1,5 @@
 import type { RandomSource } from './clock.js';
-import { invalidArgument } from './errors.js';
+import { describeValue, invalidArgument } from './errors.js';
 
 /**
  * How long to wait before attempt `attempt + 1`, given that attempt `attempt` (1-based) just
@@ -36,14 +36,17 @@ export type Jitter = 'full' | 'equal' | 'decorrelated' | number;
 
 function checkDelay(name: string, value: unknown): number {
   if (typeof value !== 'number' || Number.isNaN(value) || value < 0 || !Number.isFinite(value)) {
-    invalidArgument(name, `expected a finite number of milliseconds >= 0, got ${String(value)}`);
+    invalidArgument(
+      name,
+      `expected a finite number of milliseconds >= 0, got ${describeValue(value)}`,
+    );
   }
   return value;
 }
 
 function checkMultiplier(value: unknown): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || !(value >= 1)) {
-    invalidArgument('multiplier', `expected a finite number >= 1, got ${String(value)}`);
+    invalidArgument('multiplier', `expected a finite number >= 1, got ${describeValue(value)}`);
   }
   return value;
 }
@@ -57,7 +60,7 @@ function checkJitter(value: unknown): Jitter {
   if (typeof value === 'number' && value >= 0 && value <= 1) return value;
   invalidArgument(
     'jitter',
-    `expected 'full', 'equal', 'decorrelated' or a factor in [0, 1], got ${String(value)}`,
+    `expected 'full', 'equal', 'decorrelated' or a factor in [0, 1], got ${describeValue(value)}`,
   );
 }
 
@@ -65,7 +68,7 @@ function checkSpread(value: unknown, jitter: Jitter): number {
   if (value === undefined) return 3;
   if (jitter !== 'decorrelated') invalidArgument('spread', "applies to 'decorrelated' jitter only");
   if (typeof value !== 'number' || !Number.isFinite(value) || !(value >= 1)) {
-    invalidArgument('spread', `expected a finite number >= 1, got ${String(value)}`);
+    invalidArgument('spread', `expected a finite number >= 1, got ${describeValue(value)}`);
   }
   return value;
 }
@@ -78,7 +81,7 @@ function checkRandom(value: unknown): RandomSource {
 /** Throws unless `attempt` is an integer >= 1. Cheap enough for every call. */
 export function checkAttempt(attempt: number): void {
   if (!Number.isInteger(attempt) || attempt < 1) {
-    invalidArgument('attempt', `expected an integer >= 1, got ${String(attempt)}`);
+    invalidArgument('attempt', `expected an integer >= 1, got ${describeValue(attempt)}`);
   }
 }
 

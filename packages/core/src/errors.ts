@@ -157,6 +157,19 @@ export function invalidArgument(parameter: string, problem: string): never {
 }
 
 /**
+ * @internal What an error message may say of a value it refused: a number, a boolean, `null`
+ * or `undefined` as it is; anything else by its kind only (a string may be a key or a secret).
+ */
+export function describeValue(value: unknown): string {
+  if (value === null || value === undefined) return String(value);
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'string') return 'a string';
+  if (typeof value === 'function') return 'a function';
+  return Array.isArray(value) ? 'an array' : `a ${typeof value}`;
+}
+
+/**
  * @internal Throws `ERR_INVALID_ARGUMENT` unless `options` is a plain options object (or
  * `undefined`, when `optional`). Names the type it got, never a value.
  */

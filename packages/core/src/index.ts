@@ -37,6 +37,7 @@ export {
 } from './context.js';
 export {
   describeError,
+  describeValue,
   type ErrorCode,
   expectOptions,
   invalidArgument,

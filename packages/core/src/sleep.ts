@@ -1,5 +1,5 @@
 import { type Clock, systemClock } from './clock.js';
-import { invalidArgument } from './errors.js';
+import { describeValue, invalidArgument } from './errors.js';
 
 export interface SleepOptions {
   /** Rejects the sleep with `signal.reason` and clears its timer. */
@@ -26,7 +26,7 @@ export interface SleepOptions {
  */
 export function sleep(ms: number, options: SleepOptions = {}): Promise<void> {
   if (typeof ms !== 'number' || !(ms >= 0) || !Number.isFinite(ms)) {
-    invalidArgument('ms', `expected a finite number >= 0, got ${String(ms)}`);
+    invalidArgument('ms', `expected a finite number >= 0, got ${describeValue(ms)}`);
   }
   const { signal, clock = systemClock, unref = false } = options;
   if (signal?.aborted) return Promise.reject(signal.reason);

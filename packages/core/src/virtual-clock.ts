@@ -1,5 +1,5 @@
 import type { Clock, TimerHandle } from './clock.js';
-import { invalidArgument } from './errors.js';
+import { describeValue, invalidArgument } from './errors.js';
 
 interface VirtualTimer {
   at: number;
@@ -66,7 +66,8 @@ export class VirtualClock implements Clock {
    * instants it lets promise callbacks run, so async code driven by the timers keeps up.
    */
   async advance(ms: number): Promise<void> {
-    if (!(ms >= 0) || !Number.isFinite(ms)) invalidArgument('ms', `expected >= 0, got ${ms}`);
+    if (!(ms >= 0) || !Number.isFinite(ms))
+      invalidArgument('ms', `expected >= 0, got ${describeValue(ms)}`);
     const target = this.#now + ms;
     for (;;) {
       await flushMicrotasks();

@@ -1,4 +1,4 @@
-import { backoff, invalidArgument, serviceFn } from '@towerline/core';
+import { backoff, describeValue, invalidArgument, serviceFn } from '@towerline/core';
 import { RetryLayer, type RetryOptions } from '@towerline/retry';
 import { checkResponse, isTransient, StreamHttpError } from './http-error.js';
 
@@ -41,7 +41,7 @@ export function createProducer(url: string, options: ProducerOptions = {}) {
   const producerId = options.producerId ?? crypto.randomUUID();
   const epoch = options.epoch ?? 0;
   if (!Number.isSafeInteger(epoch) || epoch < 0)
-    invalidArgument('epoch', `expected an integer >= 0, got ${epoch}`);
+    invalidArgument('epoch', `expected an integer >= 0, got ${describeValue(epoch)}`);
   const doFetch = options.fetch ?? fetch;
   const contentType = options.contentType ?? 'application/octet-stream';
   let seq = 0;

@@ -9,7 +9,7 @@
  * `probeIntervalMs` across the fleet. A successful probe closes the fleet; the isolated
  * breakers are reset at their next flush. Redis unreachable: each breaker decides alone.
  */
-import { expectOptions, invalidArgument, type TypedEmitter } from '@towerline/core';
+import { describeValue, expectOptions, invalidArgument, type TypedEmitter } from '@towerline/core';
 import { type FleetEvents, type FleetRedisOptions, RedisLink } from './link.js';
 import { BREAKER, BREAKER_CLOSE } from './scripts.js';
 
@@ -85,12 +85,15 @@ export class SharedBreaker {
     this.name = name;
     this.#threshold = options.failureRateThreshold ?? 0.5;
     if (!(this.#threshold > 0 && this.#threshold <= 1))
-      invalidArgument('failureRateThreshold', `expected (0, 1], got ${this.#threshold}`);
+      invalidArgument(
+        'failureRateThreshold',
+        `expected (0, 1], got ${describeValue(this.#threshold)}`,
+      );
     this.#minimum = options.minimumRequests ?? 20;
     const windowMs = options.windowMs ?? 10_000;
     this.#slotMs = options.flushMs ?? 500;
     if (!(this.#slotMs >= 10 && this.#slotMs <= windowMs))
-      invalidArgument('flushMs', `expected 10..windowMs ms, got ${this.#slotMs}`);
+      invalidArgument('flushMs', `expected 10..windowMs ms, got ${describeValue(this.#slotMs)}`);
     this.#slots = Math.max(1, Math.round(windowMs / this.#slotMs));
     this.#openMs = options.openMs ?? 10_000;
     this.#probeMs = options.probeIntervalMs ?? 1_000;

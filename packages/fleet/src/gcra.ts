@@ -3,7 +3,7 @@
  * fallback at `limit / expectedReplicas` when Redis is unreachable, and a local limiter in its
  * own right.
  */
-import { type Clock, expectOptions, invalidArgument } from '@towerline/core';
+import { type Clock, describeValue, expectOptions, invalidArgument } from '@towerline/core';
 import { Gcra } from '@towerline/policies';
 
 export interface GcraOptions {
@@ -21,12 +21,12 @@ export function gcraParams(o: GcraOptions): { interval: number; tolerance: numbe
   expectOptions(o, false);
   const { limit, periodMs = 1_000 } = o;
   if (!(typeof limit === 'number' && limit > 0))
-    invalidArgument('limit', `expected a number > 0, got ${String(limit)}`);
+    invalidArgument('limit', `expected a number > 0, got ${describeValue(limit)}`);
   if (!(typeof periodMs === 'number' && periodMs > 0))
-    invalidArgument('periodMs', `expected a number > 0, got ${String(periodMs)}`);
+    invalidArgument('periodMs', `expected a number > 0, got ${describeValue(periodMs)}`);
   const burst = o.burst ?? Math.max(1, Math.ceil(limit / 20));
   if (!(typeof burst === 'number' && burst >= 1))
-    invalidArgument('burst', `expected a number >= 1, got ${String(burst)}`);
+    invalidArgument('burst', `expected a number >= 1, got ${describeValue(burst)}`);
   const interval = periodMs / limit;
   return { interval, tolerance: burst * interval, burst };
 }

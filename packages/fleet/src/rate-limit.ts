@@ -5,7 +5,7 @@
  * Redis unreachable: the decision is local, at `limit / expectedReplicas` (or fail-open, or
  * fail-closed), and a `fallback` event says so.
  */
-import { expectOptions, invalidArgument, type TypedEmitter } from '@towerline/core';
+import { describeValue, expectOptions, invalidArgument, type TypedEmitter } from '@towerline/core';
 import { GcraLimiter, type GcraOptions, gcraParams } from './gcra.js';
 import { type FleetEvents, type FleetRedisOptions, RedisLink } from './link.js';
 import { GCRA } from './scripts.js';
@@ -53,7 +53,10 @@ export class FleetRateLimiter implements RateLimiter {
     const { name, expectedReplicas, limit, periodMs = 1_000 } = options;
     if (typeof name !== 'string' || name === '') invalidArgument('name', 'expected a name');
     if (!(Number.isInteger(expectedReplicas) && expectedReplicas >= 1))
-      invalidArgument('expectedReplicas', `expected an integer >= 1, got ${expectedReplicas}`);
+      invalidArgument(
+        'expectedReplicas',
+        `expected an integer >= 1, got ${describeValue(expectedReplicas)}`,
+      );
     const { interval, tolerance } = gcraParams(options);
     this.name = name;
     this.#interval = String(interval);

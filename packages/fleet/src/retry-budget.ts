@@ -6,7 +6,7 @@
  * fleet's balance (its share of the fleet's deposits), plus what its own new deposits earn.
  * Redis unreachable: a local budget (the reserve divided among the expected replicas).
  */
-import { expectOptions, invalidArgument, type TypedEmitter } from '@towerline/core';
+import { describeValue, expectOptions, invalidArgument, type TypedEmitter } from '@towerline/core';
 import { RetryBudget } from '@towerline/retry';
 import { type FleetEvents, type FleetRedisOptions, RedisLink } from './link.js';
 import { BUDGET } from './scripts.js';
@@ -59,7 +59,10 @@ export class FleetRetryBudget {
     const { name, expectedReplicas, ttl = 10_000, minPerSecond = 10, retryPercent = 0.2 } = options;
     if (typeof name !== 'string' || name === '') invalidArgument('name', 'expected a name');
     if (!(Number.isInteger(expectedReplicas) && expectedReplicas >= 1))
-      invalidArgument('expectedReplicas', `expected an integer >= 1, got ${expectedReplicas}`);
+      invalidArgument(
+        'expectedReplicas',
+        `expected an integer >= 1, got ${describeValue(expectedReplicas)}`,
+      );
     this.#local = new RetryBudget({
       ttl,
       retryPercent,
@@ -72,7 +75,7 @@ export class FleetRetryBudget {
     this.#replicas = expectedReplicas;
     this.#slotMs = options.flushMs ?? ttl / 10;
     if (!(this.#slotMs >= 10 && this.#slotMs <= ttl))
-      invalidArgument('flushMs', `expected 10..ttl ms, got ${this.#slotMs}`);
+      invalidArgument('flushMs', `expected 10..ttl ms, got ${describeValue(this.#slotMs)}`);
     this.#slots = Math.max(1, Math.round(ttl / this.#slotMs));
     this.#mine = new Array<number>(this.#slots).fill(0);
     this.#link = new RedisLink(name, options, 'towerline:fleet:retry-budget');

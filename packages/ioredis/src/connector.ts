@@ -1,4 +1,10 @@
-import { expectOptions, invalidArgument, notSent, TowerlineError } from '@towerline/core';
+import {
+  describeValue,
+  expectOptions,
+  invalidArgument,
+  notSent,
+  TowerlineError,
+} from '@towerline/core';
 import { type Connector, isSocketError } from '@towerline/reconnect';
 import { type ChainableCommander, Command, Redis, type RedisOptions } from 'ioredis';
 import {
@@ -125,7 +131,7 @@ function validate(options: RedisConnectorOptions): void {
     options.port !== undefined &&
     !(Number.isInteger(options.port) && options.port > 0 && options.port < 65_536)
   ) {
-    invalidArgument('port', `expected 1..65535, got ${options.port}`);
+    invalidArgument('port', `expected 1..65535, got ${describeValue(options.port)}`);
   }
   if (
     options.credentials !== undefined &&

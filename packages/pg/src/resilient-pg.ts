@@ -1,5 +1,6 @@
 import {
   type CallContext,
+  describeValue,
   expectOptions,
   type FusableService,
   type FusedPath,
@@ -86,7 +87,7 @@ export class ResilientPgPool extends PgFacade {
     expectOptions(options, true);
     const size = options.size ?? 4;
     if (!(Number.isInteger(size) && size >= 1))
-      invalidArgument('size', `expected an integer >= 1, got ${size}`);
+      invalidArgument('size', `expected an integer >= 1, got ${describeValue(size)}`);
     const connections = Array.from(
       { length: size },
       (_, i) => new ResilientPg({ ...options, name: `${options.name ?? 'pg'}#${i}` }),

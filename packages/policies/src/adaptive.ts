@@ -1,4 +1,4 @@
-import { expectOptions, invalidArgument } from '@towerline/core';
+import { describeValue, expectOptions, invalidArgument } from '@towerline/core';
 
 /**
  * A concurrency limit that learns from each call's latency (Netflix `concurrency-limits`).
@@ -29,7 +29,10 @@ export interface AimdOptions {
 
 function bounds(initial: number, min: number, max: number): void {
   if (!(min >= 1 && max >= min && initial >= min && initial <= max)) {
-    invalidArgument('limit', `expected 1 <= min <= initial <= max, got ${min}, ${initial}, ${max}`);
+    invalidArgument(
+      'limit',
+      `expected 1 <= min <= initial <= max, got ${describeValue(min)}, ${initial}, ${max}`,
+    );
   }
 }
 
@@ -50,7 +53,10 @@ export class AimdLimit implements LimitAlgorithm {
     const { initial = 20, min = 1, max = 1000, backoffRatio = 0.9, timeoutMs = 5000 } = options;
     bounds(initial, min, max);
     if (!(backoffRatio > 0 && backoffRatio < 1)) {
-      invalidArgument('backoffRatio', `expected a ratio in (0, 1), got ${backoffRatio}`);
+      invalidArgument(
+        'backoffRatio',
+        `expected a ratio in (0, 1), got ${describeValue(backoffRatio)}`,
+      );
     }
     this.#limit = initial;
     this.#min = min;
@@ -111,9 +117,10 @@ export class Gradient2Limit implements LimitAlgorithm {
     expectOptions(options, true);
     const { initial = 20, min = 1, max = 200, rttTolerance = 1.5, smoothing = 0.2 } = options;
     bounds(initial, min, max);
-    if (!(rttTolerance >= 1)) invalidArgument('rttTolerance', `expected >= 1, got ${rttTolerance}`);
+    if (!(rttTolerance >= 1))
+      invalidArgument('rttTolerance', `expected >= 1, got ${describeValue(rttTolerance)}`);
     if (!(smoothing > 0 && smoothing <= 1)) {
-      invalidArgument('smoothing', `expected in (0, 1], got ${smoothing}`);
+      invalidArgument('smoothing', `expected in (0, 1], got ${describeValue(smoothing)}`);
     }
     this.#estimate = initial;
     this.#min = min;

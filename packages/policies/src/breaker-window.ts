@@ -1,4 +1,4 @@
-import { invalidArgument } from '@towerline/core';
+import { describeValue, invalidArgument } from '@towerline/core';
 
 /**
  * When a closed breaker opens (resilience4j's sliding windows; cockatiel's consecutive and
@@ -39,7 +39,7 @@ const SLOW = 2;
 
 function checkRate(name: string, v: number | undefined): void {
   if (v !== undefined && !(v > 0 && v <= 1))
-    invalidArgument(name, `expected a rate in (0, 1], got ${v}`);
+    invalidArgument(name, `expected a rate in (0, 1], got ${describeValue(v)}`);
 }
 
 class Consecutive implements FailureWindow {
@@ -172,17 +172,26 @@ export function failureWindow(policy: BreakerPolicy): FailureWindow {
   switch (policy.kind) {
     case 'consecutive':
       if (!(Number.isInteger(policy.threshold) && policy.threshold >= 1)) {
-        invalidArgument('threshold', `expected an integer >= 1, got ${policy.threshold}`);
+        invalidArgument(
+          'threshold',
+          `expected an integer >= 1, got ${describeValue(policy.threshold)}`,
+        );
       }
       return new Consecutive(policy.threshold);
     case 'count':
       if (!(Number.isInteger(policy.size) && policy.size >= 1 && policy.size <= MAX_SIZE)) {
-        invalidArgument('size', `expected an integer in [1, ${MAX_SIZE}], got ${policy.size}`);
+        invalidArgument(
+          'size',
+          `expected an integer in [1, ${MAX_SIZE}], got ${describeValue(policy.size)}`,
+        );
       }
       return new CountWindow(policy.size, policy);
     case 'time':
       if (!(policy.windowMs > 0 && Number.isFinite(policy.windowMs)))
-        invalidArgument('windowMs', `expected a finite number > 0, got ${policy.windowMs}`);
+        invalidArgument(
+          'windowMs',
+          `expected a finite number > 0, got ${describeValue(policy.windowMs)}`,
+        );
       return new TimeWindow(policy.windowMs, policy);
     default:
       return invalidArgument('policy', 'expected kind consecutive, count or time');

@@ -1,6 +1,7 @@
 import {
   type CallContext,
   type Clock,
+  describeValue,
   expectOptions,
   FixedInterval,
   type IntervalFunction,
@@ -101,7 +102,7 @@ export class CircuitBreakerLayer implements ServiceLayer {
     this.#clock = options.clock ?? systemClock;
     const probes = options.halfOpenProbes ?? 1;
     if (!(Number.isInteger(probes) && probes >= 1)) {
-      invalidArgument('halfOpenProbes', `expected an integer >= 1, got ${probes}`);
+      invalidArgument('halfOpenProbes', `expected an integer >= 1, got ${describeValue(probes)}`);
     }
     this.#probes = probes;
     const openMs = options.openMs ?? 10_000;

@@ -2,6 +2,7 @@ import {
   abortedBeforeStart,
   type CallContext,
   type Clock,
+  describeValue,
   expectOptions,
   invalidArgument,
   isTowerlineError,
@@ -92,7 +93,7 @@ export class ConcurrencyLimitLayer implements ServiceLayer, Saturable {
     const { limit } = options;
     if (typeof limit === 'number') {
       if (!(Number.isInteger(limit) && limit >= 1)) {
-        invalidArgument('limit', `expected an integer >= 1, got ${limit}`);
+        invalidArgument('limit', `expected an integer >= 1, got ${describeValue(limit)}`);
       }
       this.#static = limit;
     } else {
@@ -103,11 +104,12 @@ export class ConcurrencyLimitLayer implements ServiceLayer, Saturable {
     }
     const queue = options.queue ?? 0;
     if (!(Number.isInteger(queue) && queue >= 0)) {
-      invalidArgument('queue', `expected an integer >= 0, got ${queue}`);
+      invalidArgument('queue', `expected an integer >= 0, got ${describeValue(queue)}`);
     }
     this.#queueMax = queue;
     this.#maxWait = options.maxWaitMs ?? Number.POSITIVE_INFINITY;
-    if (!(this.#maxWait >= 0)) invalidArgument('maxWaitMs', `expected >= 0, got ${this.#maxWait}`);
+    if (!(this.#maxWait >= 0))
+      invalidArgument('maxWaitMs', `expected >= 0, got ${describeValue(this.#maxWait)}`);
     this.#isDrop = options.isDrop ?? defaultIsDrop;
     this.#clock = options.clock ?? systemClock;
     this.#reported = this.limit;

@@ -3,6 +3,7 @@ import {
   abortedBeforeStart,
   type CallContext,
   type Clock,
+  describeValue,
   expectOptions,
   invalidArgument,
   RequestContext,
@@ -85,12 +86,12 @@ export class HedgeLayer implements ServiceLayer {
       invalidArgument('delayMs', 'expected delayMs or percentile');
     }
     if (delayMs !== undefined && !(typeof delayMs === 'number' && delayMs >= 0))
-      invalidArgument('delayMs', `expected >= 0, got ${delayMs}`);
+      invalidArgument('delayMs', `expected >= 0, got ${describeValue(delayMs)}`);
     if (
       percentile !== undefined &&
       !(typeof percentile === 'number' && percentile > 0 && percentile < 1)
     ) {
-      invalidArgument('percentile', `expected in (0, 1), got ${percentile}`);
+      invalidArgument('percentile', `expected in (0, 1), got ${describeValue(percentile)}`);
     }
     this.#delayMs = delayMs;
     this.#percentile = percentile;

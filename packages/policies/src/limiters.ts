@@ -1,5 +1,6 @@
 import {
   type Clock,
+  describeValue,
   expectOptions,
   invalidArgument,
   systemClock,
@@ -22,8 +23,8 @@ function check(limits: RateLimits): void {
   if (!(limits.rate > 0) || !Number.isFinite(limits.rate) || !(limits.burst >= 1)) {
     throw new TowerlineError('ERR_CONFIG_INVALID', 'a rate limit needs rate > 0 and burst >= 1', {
       problems: [
-        ...(limits.rate > 0 ? [] : [`rate must be > 0 (got ${String(limits.rate)})`]),
-        ...(limits.burst >= 1 ? [] : [`burst must be >= 1 (got ${String(limits.burst)})`]),
+        ...(limits.rate > 0 ? [] : [`rate must be > 0 (got ${describeValue(limits.rate)})`]),
+        ...(limits.burst >= 1 ? [] : [`burst must be >= 1 (got ${describeValue(limits.burst)})`]),
       ],
     });
   }
@@ -35,7 +36,7 @@ function source(limits: RateLimitSource): () => RateLimits {
   if (!(limits.rate > 0) || !Number.isFinite(limits.rate) || !(limits.burst >= 1)) {
     invalidArgument(
       'limits',
-      `expected rate > 0 and burst >= 1, got ${limits.rate}/${limits.burst}`,
+      `expected rate > 0 and burst >= 1, got ${describeValue(limits.rate)}/${describeValue(limits.burst)}`,
     );
   }
   return () => limits;

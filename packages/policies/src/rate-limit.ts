@@ -2,6 +2,7 @@ import {
   abortedBeforeStart,
   type CallContext,
   type Clock,
+  describeValue,
   expectOptions,
   invalidArgument,
   type Service,
@@ -84,7 +85,8 @@ export class RateLimitLayer<Req = unknown> implements ServiceLayer {
   constructor(options: RateLimitOptions<Req>) {
     expectOptions(options, false);
     const maxWait = options.maxWaitMs ?? 0;
-    if (!(maxWait >= 0)) invalidArgument('maxWaitMs', `expected >= 0, got ${maxWait}`);
+    if (!(maxWait >= 0))
+      invalidArgument('maxWaitMs', `expected >= 0, got ${describeValue(maxWait)}`);
     if (typeof options.limiter?.acquire !== 'function')
       invalidArgument('limiter', 'expected a RateLimiter');
     this.#options = options;

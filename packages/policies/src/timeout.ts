@@ -3,6 +3,7 @@ import {
   type CallContext,
   type Clock,
   contextual,
+  describeValue,
   expectOptions,
   invalidArgument,
   isRequestContext,
@@ -220,7 +221,8 @@ export class TimeoutLayer implements ServiceLayer {
   constructor(options: TimeoutOptions) {
     expectOptions(options, false);
     const { ms } = options;
-    if (!(ms > 0) || !Number.isFinite(ms)) invalidArgument('ms', `expected > 0, got ${ms}`);
+    if (!(ms > 0) || !Number.isFinite(ms))
+      invalidArgument('ms', `expected > 0, got ${describeValue(ms)}`);
     this.ms = ms;
     if (options.mode !== undefined && options.mode !== 'exact' && options.mode !== 'optimistic') {
       invalidArgument('mode', "expected 'exact' or 'optimistic'");

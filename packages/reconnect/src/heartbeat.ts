@@ -1,4 +1,10 @@
-import { type Clock, invalidArgument, systemClock, TowerlineError } from '@towerline/core';
+import {
+  type Clock,
+  describeValue,
+  invalidArgument,
+  systemClock,
+  TowerlineError,
+} from '@towerline/core';
 
 /** A `watch` function, as `ReconnectorOptions.watch` takes it. */
 export type Watch<C> = (
@@ -33,8 +39,10 @@ export function heartbeat<C>(
 ): Watch<C> {
   const { intervalMs = 1_000, timeoutMs = 2_000, clock = systemClock } = options;
   if (typeof ping !== 'function') invalidArgument('ping', 'expected a function');
-  if (!(intervalMs > 0)) invalidArgument('intervalMs', `expected ms > 0, got ${intervalMs}`);
-  if (!(timeoutMs > 0)) invalidArgument('timeoutMs', `expected ms > 0, got ${timeoutMs}`);
+  if (!(intervalMs > 0))
+    invalidArgument('intervalMs', `expected ms > 0, got ${describeValue(intervalMs)}`);
+  if (!(timeoutMs > 0))
+    invalidArgument('timeoutMs', `expected ms > 0, got ${describeValue(timeoutMs)}`);
   return (conn, lost) => {
     let stopped = false;
     let timer: unknown;

@@ -1,5 +1,6 @@
 import {
   type CallContext,
+  describeValue,
   invalidArgument,
   type TimerHandle,
   TowerlineError,
@@ -69,13 +70,16 @@ export class RequestQueue<C, Req, Res> {
   constructor(reconnector: Reconnector<C>, options: QueueOptions<Req>, hooks: Hooks<C, Req, Res>) {
     const { maxQueued = 1_000, maxQueuedBytes = 16 * 1024 * 1024, queueTimeout = 30_000 } = options;
     if (!(Number.isInteger(maxQueued) && maxQueued >= 0)) {
-      invalidArgument('maxQueued', `expected an integer >= 0, got ${maxQueued}`);
+      invalidArgument('maxQueued', `expected an integer >= 0, got ${describeValue(maxQueued)}`);
     }
     if (!(maxQueuedBytes >= 0)) {
-      invalidArgument('maxQueuedBytes', `expected >= 0, got ${maxQueuedBytes}`);
+      invalidArgument('maxQueuedBytes', `expected >= 0, got ${describeValue(maxQueuedBytes)}`);
     }
     if (!(queueTimeout > 0)) {
-      invalidArgument('queueTimeout', `expected ms > 0 or Infinity, got ${queueTimeout}`);
+      invalidArgument(
+        'queueTimeout',
+        `expected ms > 0 or Infinity, got ${describeValue(queueTimeout)}`,
+      );
     }
     this.#reconnector = reconnector;
     this.#hooks = hooks;

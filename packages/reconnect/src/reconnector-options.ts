@@ -1,5 +1,6 @@
 import {
   type Clock,
+  describeValue,
   ExponentialRandomBackoff,
   type IntervalFunction,
   invalidArgument,
@@ -116,13 +117,19 @@ export function machineEnv<C>(options: ReconnectorOptions<C>): Omit<MachineEnv, 
     minUptime = 1_000,
   } = options;
   if (!(maxAttempts >= 1) || !(Number.isInteger(maxAttempts) || maxAttempts === Infinity)) {
-    invalidArgument('maxAttempts', `expected an integer >= 1 or Infinity, got ${maxAttempts}`);
+    invalidArgument(
+      'maxAttempts',
+      `expected an integer >= 1 or Infinity, got ${describeValue(maxAttempts)}`,
+    );
   }
   if (!(connectTimeout > 0)) {
-    invalidArgument('connectTimeout', `expected ms > 0 or Infinity, got ${connectTimeout}`);
+    invalidArgument(
+      'connectTimeout',
+      `expected ms > 0 or Infinity, got ${describeValue(connectTimeout)}`,
+    );
   }
   if (!(minUptime >= 0)) {
-    invalidArgument('minUptime', `expected ms >= 0 or Infinity, got ${minUptime}`);
+    invalidArgument('minUptime', `expected ms >= 0 or Infinity, got ${describeValue(minUptime)}`);
   }
   const policy = options.policy ?? defaultReconnectPolicy(options.random);
   if (typeof policy?.next !== 'function') invalidArgument('policy', 'expected an IntervalFunction');

@@ -1,4 +1,4 @@
-import { type Clock, invalidArgument, systemClock } from '@towerline/core';
+import { type Clock, describeValue, invalidArgument, systemClock } from '@towerline/core';
 
 export interface RetryBudgetOptions {
   /** How long a deposit counts, in ms, 1 s to 60 s. Default 10 000. */
@@ -56,13 +56,16 @@ export class RetryBudget implements RetryBudgetLike {
   constructor(options: RetryBudgetOptions = {}) {
     const { ttl = 10_000, minPerSecond = 10, retryPercent = 0.2, clock = systemClock } = options;
     if (typeof ttl !== 'number' || !(ttl >= 1_000 && ttl <= 60_000)) {
-      invalidArgument('ttl', `expected 1000..60000 ms, got ${String(ttl)}`);
+      invalidArgument('ttl', `expected 1000..60000 ms, got ${describeValue(ttl)}`);
     }
     if (!Number.isInteger(minPerSecond) || minPerSecond < 0) {
-      invalidArgument('minPerSecond', `expected an integer >= 0, got ${String(minPerSecond)}`);
+      invalidArgument(
+        'minPerSecond',
+        `expected an integer >= 0, got ${describeValue(minPerSecond)}`,
+      );
     }
     if (typeof retryPercent !== 'number' || !(retryPercent >= 0 && retryPercent <= 1000)) {
-      invalidArgument('retryPercent', `expected 0..1000, got ${String(retryPercent)}`);
+      invalidArgument('retryPercent', `expected 0..1000, got ${describeValue(retryPercent)}`);
     }
     this.ttl = ttl;
     this.minPerSecond = minPerSecond;

@@ -1,5 +1,6 @@
 import {
   type Clock,
+  describeValue,
   ExponentialRandomBackoff,
   expectOptions,
   type IntervalFunction,
@@ -98,15 +99,16 @@ export function toPolicy(options: RetryOptions, events: TypedEmitter<RetryEvents
   expectOptions(options, true);
   const { maxAttempts = 3 } = options;
   if (!(Number.isInteger(maxAttempts) || maxAttempts === Number.POSITIVE_INFINITY)) {
-    invalidArgument('maxAttempts', `expected an integer >= 1, got ${String(maxAttempts)}`);
+    invalidArgument('maxAttempts', `expected an integer >= 1, got ${describeValue(maxAttempts)}`);
   }
-  if (maxAttempts < 1) invalidArgument('maxAttempts', `expected >= 1, got ${maxAttempts}`);
+  if (maxAttempts < 1)
+    invalidArgument('maxAttempts', `expected >= 1, got ${describeValue(maxAttempts)}`);
   const backoff = options.backoff ?? defaultBackoff();
   if (typeof backoff?.next !== 'function')
     invalidArgument('backoff', 'expected an IntervalFunction');
   const maxDelay = options.maxDelay ?? backoff.max ?? 10_000;
   if (!(maxDelay >= 0) || !Number.isFinite(maxDelay)) {
-    invalidArgument('maxDelay', `expected a finite number >= 0, got ${String(maxDelay)}`);
+    invalidArgument('maxDelay', `expected a finite number >= 0, got ${describeValue(maxDelay)}`);
   }
   for (const name of ['retryOn', 'delayFromError', 'onRetry'] as const) {
     if (options[name] !== undefined && typeof options[name] !== 'function') {

@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { invalidArgument } from '@towerline/core';
+import { describeValue, invalidArgument } from '@towerline/core';
 
 export interface FaultProxyOptions {
   /** The real server. */
@@ -145,7 +145,8 @@ export class FaultProxy {
 
   /** Delays every chunk by `ms`, both ways. */
   latency(ms: number): void {
-    if (!(ms >= 0) || !Number.isFinite(ms)) invalidArgument('ms', `expected >= 0, got ${ms}`);
+    if (!(ms >= 0) || !Number.isFinite(ms))
+      invalidArgument('ms', `expected >= 0, got ${describeValue(ms)}`);
     this.#latency = ms;
   }
 
