@@ -3,14 +3,14 @@
  * wrong kind), throws `ERR_INVALID_ARGUMENT` naming the parameter: never a TypeError from deep
  * inside, never silently accepted, and never quoting the value it got.
  */
-import { ConfigProvider, fileSource } from '@towerline/config';
+import { ConfigProvider, fileSource, lineColumn } from '@towerline/config';
 import { isTowerlineError } from '@towerline/core';
 import { loadConfig, StreamHandler } from '@towerline/durable-streams';
 import { FleetRateLimiter, FleetRetryBudget, GcraLimiter, SharedBreaker } from '@towerline/fleet';
 import { grpcChannelOptions, grpcRetry } from '@towerline/grpc';
-import { redisConnector, resilientRedis } from '@towerline/ioredis';
+import { isIdempotentRequest, redisConnector, resilientRedis } from '@towerline/ioredis';
 import { instrument } from '@towerline/otel';
-import { pgConnector, ResilientPgPool, resilientPg } from '@towerline/pg';
+import { isIdempotentPgRequest, pgConnector, ResilientPgPool, resilientPg } from '@towerline/pg';
 import {
   AimdLimit,
   CircuitBreakerLayer,
@@ -25,9 +25,16 @@ import {
   TokenBucket,
   VegasLimit,
 } from '@towerline/policies';
-import { fromConnector } from '@towerline/reconnect';
+import { canTransition, fromConnector, step } from '@towerline/reconnect';
 import { RetryLayer } from '@towerline/retry';
-import { parseTlsConfig, serverConfigFromFiles, TlsState } from '@towerline/tls';
+import {
+  displayPath,
+  parseCaBundle,
+  parseTlsConfig,
+  secureContextOptions,
+  serverConfigFromFiles,
+  TlsState,
+} from '@towerline/tls';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
@@ -190,5 +197,27 @@ describe('a refused field is named, its value shown only if it is a number', () 
 
   it('numbers are shown: they say what was wrong', () => {
     expect(refusal(() => new TimeoutLayer({ ms: -5 }), undefined).message).toContain('-5');
+  });
+});
+
+describe('exported helpers given what is not theirs', () => {
+  it('answer safely or refuse with a code, never a TypeError', () => {
+    fc.assert(
+      fc.property(notAnObject, (value) => {
+        expect(canTransition(value as never, 'connected')).toBe(false);
+        expect(isIdempotentRequest(value as never)).toBe(false);
+        expect(isIdempotentPgRequest(value as never)).toBe(false);
+        if (typeof value !== 'string') {
+          expect(displayPath(value as never)).toMatch(/^\(not shown: /);
+          expect(() => parseCaBundle(value as never)).toThrow(
+            expect.objectContaining({ code: 'ERR_TLS_INVALID' }),
+          );
+          refusal((v) => lineColumn(v as never, 0), value);
+        }
+        refusal((v) => step(v as never, { type: 'connect' } as never, {} as never), value);
+        refusal((v) => secureContextOptions(v as never), value);
+      }),
+      { numRuns: 200 },
+    );
   });
 });

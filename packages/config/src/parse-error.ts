@@ -1,7 +1,8 @@
-import { TowerlineError } from '@towerline/core';
+import { invalidArgument, TowerlineError } from '@towerline/core';
 
 /** 1-based line and column of a character offset in `text`. */
 export function lineColumn(text: string, offset: number): { line: number; column: number } {
+  if (typeof text !== 'string') invalidArgument('text', 'expected a string');
   let line = 1;
   let lineStart = 0;
   for (let i = text.indexOf('\n'); i !== -1 && i < offset; i = text.indexOf('\n', i + 1)) {

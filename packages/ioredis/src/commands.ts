@@ -76,6 +76,8 @@ export function isReadOnlyCommand(name: string): boolean {
 
 /** Default idempotency: read-only commands, and batches made only of them. */
 export function isIdempotentRequest(request: RedisRequest): boolean {
+  // Not a request: nothing says it is safe to repeat.
+  if (typeof request !== 'object' || request === null) return false;
   if (isBatch(request)) return request.commands.every(([name]) => isReadOnlyCommand(name));
   return isReadOnlyCommand(request.name);
 }

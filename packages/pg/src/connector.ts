@@ -83,6 +83,8 @@ export const isTransaction = (r: PgRequest): r is PgTransaction<unknown> =>
 
 /** Default idempotency: marked statements, read-only statements and read-only transactions. */
 export function isIdempotentPgRequest(request: PgRequest): boolean {
+  // Not a request: nothing says it is safe to repeat.
+  if (typeof request !== 'object' || request === null) return false;
   if (isTransaction(request)) return request.readOnly === true;
   return request.idempotent === true || request.readOnly === true;
 }

@@ -1,4 +1,4 @@
-import { describeError, TowerlineError } from '@towerline/core';
+import { describeError, expectOptions, TowerlineError } from '@towerline/core';
 import type { ConnectionState } from './state.js';
 
 /** What every live state carries: the outage's bookkeeping. */
@@ -101,6 +101,9 @@ export function closedError(): TowerlineError {
  * close) leave the state as it is; a connection that arrives too late is disposed.
  */
 export function step<C>(s: MachineState<C>, e: MachineEvent<C>, env: MachineEnv): Step<C> {
+  expectOptions(s, false, 'state');
+  expectOptions(e, false, 'event');
+  expectOptions(env, false, 'env');
   const fx: Effect<C>[] = [];
   const state = next(s, e, env, fx);
   return { state, effects: fx };

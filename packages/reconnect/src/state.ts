@@ -29,7 +29,8 @@ export const TRANSITIONS: Readonly<Record<ConnectionState, readonly ConnectionSt
 
 /** True when `from → to` is in {@link TRANSITIONS}. */
 export function canTransition(from: ConnectionState, to: ConnectionState): boolean {
-  return TRANSITIONS[from].includes(to);
+  // Not a state (a typo, a value from elsewhere): no transition from or to it.
+  return Object.hasOwn(TRANSITIONS, from) && TRANSITIONS[from].includes(to);
 }
 
 /** Thrown on a transition the table does not allow: always a bug in towerline. */

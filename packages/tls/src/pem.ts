@@ -85,6 +85,9 @@ interface Open {
  * column and what was expected; none quotes the input.
  */
 export function parsePem(text: string, what: string, maxBytes = MAX_PEM_BYTES): PemBlock[] {
+  if (typeof text !== 'string') {
+    throw invalid(`${what} must be PEM text (got ${text === null ? 'null' : typeof text})`);
+  }
   if (text.length > maxBytes) {
     throw invalid(
       `${what} is ${formatBytes(text.length)}; the limit is ${formatBytes(maxBytes)} (a certificate chain, key or CA bundle is far smaller: is it the right file?)`,
@@ -242,6 +245,7 @@ function looksRandom(component: string): boolean {
  * ```
  */
 export function displayPath(value: string): string {
+  if (typeof value !== 'string') return `(not shown: ${value === null ? 'null' : typeof value})`;
   return isPlausiblePath(value) && !value.split('/').some(looksRandom)
     ? value
     : `(not shown: ${describeShape(value)})`;

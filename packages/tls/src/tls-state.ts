@@ -20,8 +20,9 @@ export type ContextSettings = Pick<
 export function secureContextOptions(
   config: TlsConfig,
   settings: ContextSettings = {},
-  ca: string | undefined = config.ca,
+  ca: string | undefined = config?.ca,
 ): SecureContextOptions {
+  expectOptions(config, false, 'config');
   return {
     ...settings,
     cert: config.cert,
