@@ -57,13 +57,12 @@ export class FleetRateLimiter implements RateLimiter {
         'expectedReplicas',
         `expected an integer >= 1, got ${describeValue(expectedReplicas)}`,
       );
-    const { interval, tolerance } = gcraParams(options);
+    const { interval, tolerance, burst } = gcraParams(options);
     this.name = name;
     this.#interval = String(interval);
     this.#tolerance = String(tolerance);
     this.#periodMs = periodMs;
     this.#link = new RedisLink(name, options, 'towerline:fleet:rate-limit');
-    const burst = options.burst ?? Math.max(1, Math.ceil(limit / 20));
     this.#local = new GcraLimiter({
       limit: limit / expectedReplicas,
       periodMs,

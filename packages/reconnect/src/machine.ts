@@ -104,6 +104,11 @@ export function step<C>(s: MachineState<C>, e: MachineEvent<C>, env: MachineEnv)
   expectOptions(s, false, 'state');
   expectOptions(e, false, 'event');
   expectOptions(env, false, 'env');
+  return advance(s, e, env);
+}
+
+/** @internal {@link step} without the argument checks: the reconnector's own, well-formed calls. */
+export function advance<C>(s: MachineState<C>, e: MachineEvent<C>, env: MachineEnv): Step<C> {
   const fx: Effect<C>[] = [];
   const state = next(s, e, env, fx);
   return { state, effects: fx };

@@ -7,6 +7,7 @@ import {
   TypedEmitter,
 } from '@towerline/core';
 import {
+  advance,
   closedError,
   type Effect,
   initialState,
@@ -14,7 +15,6 @@ import {
   type MachineEvent,
   type MachineState,
   type Notice,
-  step,
 } from './machine.js';
 import {
   countNotice,
@@ -232,7 +232,7 @@ export class Reconnector<C> implements Readiness {
     try {
       for (let e = this.#inbox.shift(); e !== undefined; e = this.#inbox.shift()) {
         const from = this.#state;
-        const { state, effects } = step(from, e, { ...this.#env, now: this.#clock.now() });
+        const { state, effects } = advance(from, e, { ...this.#env, now: this.#clock.now() });
         if (state !== from) {
           if (state.kind !== from.kind && !canTransition(from.kind, state.kind)) {
             throw new IllegalTransitionError(from.kind, state.kind);
