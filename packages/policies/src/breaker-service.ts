@@ -47,9 +47,9 @@ export class CircuitBreakerService<Req, Res> implements FusableService<Req, Res>
   /** Contexts whose call took the slow path inside `start`: its outcome is counted there. */
   readonly #contained = new WeakSet<RequestContext>();
   #containedCount = 0;
-  readonly #fail = (error: unknown): never => {
+  /** Counts a failure of a call made without a context (an observer: it does not rethrow). */
+  readonly #failed = (error: unknown): void => {
     this.#b.record(this.#b.classify(error, undefined), false, 0);
-    throw error;
   };
 
   constructor(inner: Service<Req, Res>, breaker: CircuitBreakerLayer) {
@@ -134,7 +134,10 @@ export class CircuitBreakerService<Req, Res> implements FusableService<Req, Res>
       } catch (error) {
         return Promise.reject(this.#failNow(error, ctx));
       }
-      return started.then(b.succeed, ctx === undefined ? this.#fail : this.#failing(ctx));
+      // The breaker only observes the outcome: the caller gets the inner promise itself, and
+      // this reaction, made first, counts the outcome before the caller's runs.
+      started.then(b.succeed, ctx === undefined ? this.#failed : this.#failedWith(ctx));
+      return started;
     }
     if (this.#owned !== undefined) return this.#owned(req, ctx);
     if (this.#path === undefined) return this.#slow(req, ctx);
@@ -148,10 +151,10 @@ export class CircuitBreakerService<Req, Res> implements FusableService<Req, Res>
     return error;
   }
 
-  /** The failure handler of a call with a context (made here: no closure in `call` itself). */
-  #failing(ctx: CallContext): (error: unknown) => never {
+  /** The failure observer of a call with a context (made here: no closure in `call` itself). */
+  #failedWith(ctx: CallContext): (error: unknown) => void {
     return (error) => {
-      throw this.#failNow(error, ctx);
+      this.#failNow(error, ctx);
     };
   }
 

@@ -20,7 +20,12 @@ export class DeadlineWindow implements CallContext {
   readonly idempotent: boolean | undefined = undefined;
   /** Calls joined so far; a window of one (an earlier caller deadline) starts full. */
   joins: number;
-  /** The exact-mode calls still pending, by join slot; undefined once settled. */
+  /**
+   * The first exact-mode call pending (slot -1): a caller that awaits each call before the next
+   * one never needs more, so it never allocates {@link rejects}.
+   */
+  one: Reject | undefined = undefined;
+  /** The other exact-mode calls pending, by slot; undefined when none is. */
   rejects: Array<Reject | undefined> | undefined = undefined;
   pending = 0;
   expired = false;
@@ -82,29 +87,44 @@ export class DeadlineWindow implements CallContext {
     return controller.signal;
   }
 
-  /** Registers an exact-mode call; returns its slot for {@link settle}. */
+  /** Registers an exact-mode call; returns its slot for {@link take}. */
   add(reject: Reject): number {
-    if (this.rejects === undefined) {
-      this.rejects = [];
-      if (this.closed) this.#queue.track(this);
-    }
     this.pending++;
+    // A window of one (an earlier caller deadline) is closed from the start: it goes to the heap.
+    if (this.closed) this.#queue.track(this);
+    if (this.one === undefined) {
+      this.one = reject;
+      return -1;
+    }
+    this.rejects ??= [];
     return this.rejects.push(reject) - 1;
   }
 
-  /** The call in `slot` settled on its own. */
-  settle(slot: number): void {
-    const rejects = this.rejects;
-    if (rejects === undefined || rejects[slot] === undefined) return;
-    rejects[slot] = undefined;
-    if (--this.pending === 0 && this.closed) {
+  /**
+   * The call in `slot` settles, on its own or at the deadline: whether it was still pending
+   * (each call settles once; a call the deadline rejected is not pending when its inner call
+   * settles later).
+   */
+  take(slot: number): boolean {
+    // A slot is taken once: by its call's own outcome, or by the deadline, which only a closed
+    // window reaches (no call joins it any more). An empty slot means "already settled".
+    if (slot === -1) {
+      if (this.one === undefined) return false;
+      this.one = undefined;
+    } else {
+      const rejects = this.rejects;
+      if (rejects === undefined || rejects[slot] === undefined) return false;
+      rejects[slot] = undefined;
+    }
+    if (--this.pending === 0) {
       this.rejects = undefined;
       // Nothing left to do at the deadline: leave the heap now rather than then.
-      if (!this.armed) {
+      if (this.closed && !this.armed) {
         this.#queue.untrack(this);
         this.release();
       }
     }
+    return true;
   }
 
   /** Drops the listeners this window put on parent signals (it will never abort). */
@@ -117,18 +137,26 @@ export class DeadlineWindow implements CallContext {
 
   /** The deadline passed: reject what is pending, abort the signal, drop the links. */
   expire(error: TowerlineError): number {
-    this.expired = true;
+    // Each reject takes its own slot (see `take`): the count drops to 0 with the last one.
     let rejected = 0;
+    const one = this.one;
+    if (one !== undefined) {
+      rejected++;
+      one(error);
+    }
     const rejects = this.rejects;
-    this.rejects = undefined;
     if (rejects !== undefined) {
-      for (const reject of rejects) {
+      for (let i = 0; i < rejects.length; i++) {
+        const reject = rejects[i];
         if (reject !== undefined) {
           rejected++;
           reject(error);
         }
       }
     }
+    this.expired = true;
+    this.one = undefined;
+    this.rejects = undefined;
     this.#controller?.abort(error);
     this.release();
     return rejected;
@@ -199,7 +227,6 @@ export class DeadlineQueue {
    */
   #close(window: DeadlineWindow): void {
     window.closed = true;
-    if (window.pending === 0) window.rejects = undefined;
     if (window.armed) this.track(window);
     else window.release();
   }

@@ -152,12 +152,18 @@ describe('TimeoutLayer', () => {
             at: fc.integer({ min: 0, max: 50 }),
             deadline: fc.option(fc.integer({ min: 1, max: 200 }), { nil: undefined }),
             answer: fc.integer({ min: 0, max: 250 }),
+            withContext: fc.boolean(),
           }),
           { minLength: 1, maxLength: 40 },
         ),
         async (calls) => {
           const clock = new VirtualClock();
-          const svc = new TimeoutLayer({ ms: 100, clock }).wrap<number, string>({
+          const layer = new TimeoutLayer({ ms: 100, clock });
+          let timedOut = 0;
+          layer.events.on('timeout', (e) => {
+            timedOut += e.calls;
+          });
+          const svc = layer.wrap<number, string>({
             call: (ms) => new Promise((resolve) => clock.setTimeout(() => resolve('answer'), ms)),
           });
           const ended: Array<{ at: number; how: string }> = [];
@@ -167,7 +173,10 @@ describe('TimeoutLayer', () => {
             await clock.advance(c.at - clock.now());
             const deadline = c.deadline === undefined ? undefined : clock.now() + c.deadline;
             runs.push(
-              svc.call(c.answer, { deadline }).then(
+              (c.withContext || deadline !== undefined
+                ? svc.call(c.answer, { deadline })
+                : svc.call(c.answer)
+              ).then(
                 (how) => {
                   ended[i] = { at: clock.now(), how };
                 },
@@ -188,6 +197,8 @@ describe('TimeoutLayer', () => {
             if (c.answer === limit) expect(ended[i]!.at).toBe(c.at + limit);
             else expect(ended[i]).toEqual(expected);
           }
+          // Each call settled once, and the events counted exactly the calls the deadline ended.
+          expect(timedOut).toBe(ended.filter((e) => e.how === 'ERR_TIMEOUT').length);
           expect(clock.pending).toBe(0);
         },
       ),
