@@ -54,10 +54,23 @@ class Readers {
     return new Readers(child);
   }
 
+  /** One request to the reader process; a process that dies meanwhile fails the bench. */
   async #ask<T>(m: unknown): Promise<T> {
     this.child.send(m as never);
-    const [reply] = (await once(this.child, 'message')) as [T];
-    return reply;
+    const ac = new AbortController();
+    const reply = once(this.child, 'message', { signal: ac.signal });
+    const exited = once(this.child, 'exit', { signal: ac.signal }).then(([code, signal]) => {
+      throw new Error(`the reader process exited (${code ?? signal}) before it replied`);
+    });
+    // The one that loses the race is rejected by the abort below: nobody is waiting for it.
+    reply.catch(() => {});
+    exited.catch(() => {});
+    try {
+      const [answer] = (await Promise.race([reply, exited])) as [T];
+      return answer;
+    } finally {
+      ac.abort();
+    }
   }
 
   async open(url: string, n: number): Promise<number> {
