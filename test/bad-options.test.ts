@@ -5,7 +5,7 @@
  */
 import { ConfigProvider, fileSource, lineColumn } from '@towerline/config';
 import { isTowerlineError } from '@towerline/core';
-import { loadConfig, StreamHandler } from '@towerline/durable-streams';
+import { clientOrigin, jsonLogger, loadConfig, StreamHandler } from '@towerline/durable-streams';
 import { FleetRateLimiter, FleetRetryBudget, GcraLimiter, SharedBreaker } from '@towerline/fleet';
 import { grpcChannelOptions, grpcRetry } from '@towerline/grpc';
 import { isIdempotentRequest, redisConnector, resilientRedis } from '@towerline/ioredis';
@@ -193,6 +193,45 @@ describe('a refused field is named, its value shown only if it is a number', () 
       ),
       { numRuns: 100 },
     );
+  });
+
+  it('a symbol or a bigint in a numeric field is refused by name, not with a TypeError', () => {
+    const makers: Array<[string, (v: unknown) => unknown]> = [
+      ['ms', (v) => new TimeoutLayer({ ms: v as never })],
+      ['maxAttempts', (v) => new RetryLayer({ maxAttempts: v as never })],
+      ['limit', (v) => new ConcurrencyLimitLayer({ limit: v as never })],
+      ['delayMs', (v) => new HedgeLayer({ delayMs: v as never })],
+      ['rate', (v) => new TokenBucket({ rate: v as never, burst: 1 })],
+      ['burst', (v) => new Gcra({ rate: 1, burst: v as never })],
+      [
+        'threshold',
+        (v) => new CircuitBreakerLayer({ policy: { kind: 'consecutive', threshold: v as never } }),
+      ],
+      ['openMs', (v) => new CircuitBreakerLayer({ openMs: v as never })],
+      ['backoffRatio', (v) => new AimdLimit({ backoffRatio: v as never })],
+      ['limit', (v) => new GcraLimiter({ limit: v as never })],
+      ['port', (v) => redisConnector({ port: v as never })],
+    ];
+    for (const value of [Symbol('secret-symbol'), 10n]) {
+      for (const [field, make] of makers) {
+        const error = refusal(() => make(value), undefined);
+        expect(error.parameter, field).toBe(field);
+        expect(error.message).not.toContain('secret-symbol');
+      }
+    }
+  });
+
+  it('the server helpers refuse what is not theirs: clientOrigin, the deprecated jsonLogger', () => {
+    for (const bad of [null, undefined, 42, 'secret-value', {}]) {
+      const origin = refusal(() => clientOrigin(bad as never, {} as never, {} as never), undefined);
+      expect(origin.parameter).toBe('req');
+      // Any string is a log filter; anything else is refused.
+      if (typeof bad !== 'string') {
+        const logger = refusal(() => jsonLogger(bad as never), undefined);
+        expect(logger.parameter).toBe('rustLog');
+      }
+    }
+    expect(refusal(() => jsonLogger('info', 'x' as never), undefined).parameter).toBe('write');
   });
 
   it('numbers are shown: they say what was wrong', () => {

@@ -166,7 +166,8 @@ export function describeValue(value: unknown): string {
   if (typeof value === 'bigint') return `${value}n`;
   if (typeof value === 'string') return 'a string';
   if (typeof value === 'function') return 'a function';
-  return Array.isArray(value) ? 'an array' : `a ${typeof value}`;
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
 }
 
 /**
@@ -178,6 +179,14 @@ export function expectOptions(options: unknown, optional: boolean, parameter = '
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
     const got = options === null ? 'null' : Array.isArray(options) ? 'an array' : typeof options;
     invalidArgument(parameter, `expected an options object, got ${got}`);
+  }
+  // No option takes a symbol or a bigint, and either one makes the numeric checks that follow
+  // throw V8's own TypeError (a symbol compared, a bigint mixed with a number).
+  for (const key of Object.keys(options)) {
+    const kind = typeof (options as Record<string, unknown>)[key];
+    if (kind === 'symbol' || kind === 'bigint') {
+      invalidArgument(key, `got a ${kind}`);
+    }
   }
 }
 

@@ -10,7 +10,7 @@ import { createSecureServer } from 'node:http2';
 import { createServer as createHttpsServer } from 'node:https';
 import { BlockList, isIP } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { isTowerlineError } from '@towerline/core';
+import { invalidArgument, isTowerlineError } from '@towerline/core';
 import { displayPath, ServerTlsProvider, serverConfigFromFiles } from '@towerline/tls';
 import {
   checkConfig,
@@ -46,6 +46,11 @@ export function clientOrigin(
   config: ServerConfig,
   trusted: BlockList,
 ): { address: string | undefined; proto: string; identity: string | undefined } {
+  if (typeof req?.socket !== 'object' || req.socket === null || typeof req.headers !== 'object')
+    invalidArgument('req', 'expected an IncomingMessage');
+  if (typeof config?.proxy !== 'object' || config.proxy === null)
+    invalidArgument('config', 'expected a server config');
+  if (typeof trusted?.check !== 'function') invalidArgument('trusted', 'expected a BlockList');
   const peer = req.socket.remoteAddress?.replace(/^::ffff:/, '');
   const secure = (req.socket as TLSSocket).encrypted === true;
   const fromProxy =

@@ -7,7 +7,7 @@
  */
 
 import { hostname } from 'node:os';
-import { expectOptions } from '@towerline/core';
+import { describeValue, expectOptions, invalidArgument } from '@towerline/core';
 import pino, { type DestinationStream } from 'pino';
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
@@ -64,6 +64,9 @@ export function jsonLogger(
   rustLog: string,
   write: (line: string) => void = (l) => process.stdout.write(l),
 ): Logger {
+  if (typeof rustLog !== 'string')
+    invalidArgument('rustLog', `expected a string, got ${describeValue(rustLog)}`);
+  if (typeof write !== 'function') invalidArgument('write', 'expected a function');
   const threshold = LEVELS[levelOf(rustLog)];
   return (level, fields) => {
     if (LEVELS[level] < threshold) return;

@@ -2,6 +2,8 @@
  * The rows the postgres store reads and writes: a change's records and its stream row, in one statement,
  * with the `NOTIFY` that wakes the other instances.
  */
+import { ExponentialRandomBackoff, sleep } from '@towerline/core';
+import type { ResilientPgPool } from '@towerline/pg';
 import type pg from 'pg';
 import type { Part } from './backend.js';
 import type { AppendRecord, CreateRecord, Payload } from './codec.js';
@@ -20,6 +22,34 @@ export function storageError(error: unknown): StorageError {
     `PostgreSQL: ${typeof code === 'string' ? code : 'unavailable'}`,
     { cause: error },
   );
+}
+
+/** Serialization failures, deadlocks, and a unique key taken by another instance meanwhile. */
+const RETRYABLE = new Set(['40001', '40P01', '23505']);
+/** The wait before retrying a transaction that lost a lock race to another instance. */
+const LOCK_RACE_BACKOFF = new ExponentialRandomBackoff({ initial: 2, max: 64, jitter: 'full' });
+
+/**
+ * `run` in one transaction, run again (up to 8 times in all) when it lost a lock race to
+ * another instance; any other failure, or the last, as a {@link storageError}.
+ */
+export async function retryingTransaction<T>(
+  pool: ResilientPgPool,
+  run: (c: pg.ClientBase) => Promise<T>,
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await pool.transaction(run);
+    } catch (error) {
+      const code = (error as { code?: unknown })?.code;
+      if (!(attempt < 8 && typeof code === 'string' && RETRYABLE.has(code))) {
+        throw storageError(error);
+      }
+      // Another instance holds the same rows: step aside (full jitter, up to 64 ms) before
+      // trying again, so that two instances retrying at once do not collide every time.
+      await sleep(LOCK_RACE_BACKOFF.next(attempt));
+    }
+  }
 }
 
 /** The five values of one record row: start, count, bytes, message table, data. */

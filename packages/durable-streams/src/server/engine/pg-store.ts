@@ -9,14 +9,20 @@
  * database restart or outage is waited out, not fatal.
  */
 import { randomUUID } from 'node:crypto';
-import { ExponentialRandomBackoff, sleep } from '@towerline/core';
 import type { ResilientPgPool } from '@towerline/pg';
 import type pg from 'pg';
 import type { Backend, Part, Write, WriteDone } from './backend.js';
 import type { AppendRecord, CreateRecord } from './codec.js';
 import { StorageError } from './errors.js';
 import { AccessLog } from './pg-access.js';
-import { readParts, storageError, writeAppends, writeCreate, writeDelete } from './pg-io.js';
+import {
+  readParts,
+  retryingTransaction,
+  storageError,
+  writeAppends,
+  writeCreate,
+  writeDelete,
+} from './pg-io.js';
 import type { ListenHost, PgListener } from './pg-listen.js';
 import {
   applyMeta,
@@ -50,10 +56,6 @@ interface Pending<D> {
   decide: () => D;
   done: SharedDone<D>;
 }
-
-const RETRYABLE = new Set(['40001', '40P01', '23505']);
-/** The wait before retrying a transaction that lost a lock race to another instance. */
-const LOCK_RACE_BACKOFF = new ExponentialRandomBackoff({ initial: 2, max: 64, jitter: 'full' });
 
 const rowsOf =
   (c: pg.ClientBase): Q =>
@@ -107,8 +109,9 @@ export class PgStore implements Backend, SharedStore, ListenHost {
   }
 
   #background(p: Promise<unknown>): void {
-    p.catch((error: Error) =>
-      this.warn?.('postgres refresh failed', { 'error.message': error.message }),
+    // The SQLSTATE only: a driver's message may quote the values of the statement.
+    p.catch((error: unknown) =>
+      this.warn?.('postgres refresh failed', { 'error.message': storageError(error).message }),
     );
   }
 
@@ -121,20 +124,8 @@ export class PgStore implements Backend, SharedStore, ListenHost {
     }
   }
 
-  async #tx<T>(run: (c: pg.ClientBase) => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.pool.transaction(run);
-      } catch (error) {
-        const code = (error as { code?: unknown })?.code;
-        if (!(attempt < 8 && typeof code === 'string' && RETRYABLE.has(code))) {
-          throw storageError(error);
-        }
-        // Another instance holds the same rows: step aside (full jitter, up to 64 ms) before
-        // trying again, so that two instances retrying at once do not collide every time.
-        await sleep(LOCK_RACE_BACKOFF.next(attempt));
-      }
-    }
+  #tx<T>(run: (c: pg.ClientBase) => Promise<T>): Promise<T> {
+    return retryingTransaction(this.pool, run);
   }
 
   // ---- refreshing the local copy
