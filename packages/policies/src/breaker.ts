@@ -78,6 +78,9 @@ export interface CircuitBreakerOptions {
  * const svc = breaker.wrap(http);
  * ```
  */
+/** How long the breaker stays open by default, ms. */
+const DEFAULT_OPEN_MS = 10_000;
+
 export class CircuitBreakerLayer implements ServiceLayer {
   readonly events: TypedEmitter<BreakerEvents>;
   readonly #window: FailureWindow;
@@ -105,7 +108,7 @@ export class CircuitBreakerLayer implements ServiceLayer {
       invalidArgument('halfOpenProbes', `expected an integer >= 1, got ${describeValue(probes)}`);
     }
     this.#probes = probes;
-    const openMs = options.openMs ?? 10_000;
+    const openMs = options.openMs ?? DEFAULT_OPEN_MS;
     if (typeof openMs === 'number' ? !(openMs >= 0) : typeof openMs?.next !== 'function') {
       invalidArgument('openMs', 'expected a number >= 0 or an IntervalFunction');
     }
@@ -160,7 +163,7 @@ export class CircuitBreakerLayer implements ServiceLayer {
     const { state, effects } = breakerStep(this.#state, event, {
       now,
       halfOpenProbes: this.#probes,
-      openMs: (opens) => this.#openMs.next(opens),
+      openMs: (opens) => this.#openFor(opens),
     });
     this.#state = state;
     for (const effect of effects) {
@@ -173,9 +176,30 @@ export class CircuitBreakerLayer implements ServiceLayer {
     return effects;
   }
 
-  /** @internal The class of `error` for the window. */
+  /**
+   * How long the breaker stays open after its `opens`-th opening. An interval function that
+   * throws, or answers what is not a duration, gets the default: the breaker never throws from
+   * the reaction that counts an outcome.
+   */
+  #openFor(opens: number): number {
+    let ms: number;
+    try {
+      ms = this.#openMs.next(opens);
+    } catch {
+      return DEFAULT_OPEN_MS;
+    }
+    return ms >= 0 ? ms : DEFAULT_OPEN_MS;
+  }
+
+  /** @internal The class of `error` for the window; a classifier that throws says "failure". */
   classify(error: unknown, ctx: CallContext | undefined): number {
-    if (this.#isFailure !== undefined) return this.#isFailure(error) ? FAILED : OK;
+    if (this.#isFailure !== undefined) {
+      try {
+        return this.#isFailure(error) ? FAILED : OK;
+      } catch {
+        return FAILED;
+      }
+    }
     return isAbortError(error) && ctx?.signal?.aborted ? IGNORED : FAILED;
   }
 

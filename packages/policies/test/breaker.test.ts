@@ -179,6 +179,52 @@ describe('CircuitBreakerLayer', () => {
     expect(changes).toEqual(['closed>open', 'open>halfOpen', 'halfOpen>closed']);
   });
 
+  it('a classifier or an interval function that throws: callers get their own outcome, nothing goes unhandled', async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown) => unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const clock = new VirtualClock();
+      const { s, svc } = switchable();
+      const breaker = new CircuitBreakerLayer({
+        policy: { kind: 'count', size: 4, minimumCalls: 4, failureRateThreshold: 0.5 },
+        openMs: {
+          next: () => {
+            throw new Error('broken interval');
+          },
+        },
+        isFailure: (error) => {
+          if ((error as Error).message === 'odd') throw new Error('broken classifier');
+          return true;
+        },
+        clock,
+      });
+      const guarded = breaker.wrap(svc);
+      s.failing = true;
+      for (let i = 0; i < 2; i++) await expect(guarded.call(1)).rejects.toThrow('down');
+      s.failing = false;
+      expect(await guarded.call(1)).toBe('up');
+      // The fourth call, a success, completes the window at 50 % failures: it trips the breaker.
+      expect(await guarded.call(1)).toBe('up');
+      expect(breaker.state).toBe('open');
+      // The broken interval function got the default open time.
+      const refused = await guarded.call(1).catch((e: unknown) => e);
+      expect(refused).toMatchObject({ code: 'ERR_CIRCUIT_OPEN', retryAfterMs: 10_000 });
+      const failingOdd = new CircuitBreakerLayer({
+        policy: { kind: 'consecutive', threshold: 1 },
+        isFailure: () => {
+          throw new Error('broken classifier');
+        },
+      }).wrap<number, string>({ call: async () => Promise.reject(new Error('odd')) });
+      await expect(failingOdd.call(1)).rejects.toThrow('odd');
+      await expect(failingOdd.call(1)).rejects.toMatchObject({ code: 'ERR_CIRCUIT_OPEN' });
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
   it('half-open admits exactly N probes under a concurrent burst, and the probe gate is asked', async () => {
     for (const probes of [1, 2, 5]) {
       const clock = new VirtualClock();
