@@ -171,15 +171,25 @@ export function describeValue(value: unknown): string {
 }
 
 /**
+ * @internal Throws `ERR_INVALID_ARGUMENT` unless `value` is an object (not null, not an array):
+ * the type check of {@link expectOptions} alone, cheap enough for a call path. Names the type it
+ * got, never a value.
+ */
+export function expectObject(value: unknown, parameter: string): asserts value is object {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    const got = value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value;
+    invalidArgument(parameter, `expected an options object, got ${got}`);
+  }
+}
+
+/**
  * @internal Throws `ERR_INVALID_ARGUMENT` unless `options` is a plain options object (or
- * `undefined`, when `optional`). Names the type it got, never a value.
+ * `undefined`, when `optional`) with no symbol or bigint field. Names the type it got, never a
+ * value.
  */
 export function expectOptions(options: unknown, optional: boolean, parameter = 'options'): void {
   if (options === undefined && optional) return;
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    const got = options === null ? 'null' : Array.isArray(options) ? 'an array' : typeof options;
-    invalidArgument(parameter, `expected an options object, got ${got}`);
-  }
+  expectObject(options, parameter);
   // No option takes a symbol or a bigint, and either one makes the numeric checks that follow
   // throw V8's own TypeError (a symbol compared, a bigint mixed with a number).
   for (const key of Object.keys(options)) {

@@ -39,6 +39,7 @@ export {
   describeError,
   describeValue,
   type ErrorCode,
+  expectObject,
   expectOptions,
   invalidArgument,
   isAbortError,

@@ -12,6 +12,7 @@ import {
   systemClock,
   TowerlineError,
   type TypedEmitter,
+  warnListenerError,
 } from '@towerline/core';
 import {
   type BreakerEffect,
@@ -33,6 +34,9 @@ export type BreakerEvents = {
   /** A counted call finished (emitted only while someone listens: timing it costs a clock read). */
   outcome: { ok: boolean; durationMs: number };
 };
+
+/** How long the breaker stays open by default, ms. */
+const DEFAULT_OPEN_MS = 10_000;
 
 export interface CircuitBreakerOptions {
   /** When to open. Default: 5 consecutive failures. */
@@ -78,9 +82,6 @@ export interface CircuitBreakerOptions {
  * const svc = breaker.wrap(http);
  * ```
  */
-/** How long the breaker stays open by default, ms. */
-const DEFAULT_OPEN_MS = 10_000;
-
 export class CircuitBreakerLayer implements ServiceLayer {
   readonly events: TypedEmitter<BreakerEvents>;
   readonly #window: FailureWindow;
@@ -185,7 +186,8 @@ export class CircuitBreakerLayer implements ServiceLayer {
     let ms: number;
     try {
       ms = this.#openMs.next(opens);
-    } catch {
+    } catch (error) {
+      warnListenerError({ event: 'openMs', error });
       return DEFAULT_OPEN_MS;
     }
     return ms >= 0 ? ms : DEFAULT_OPEN_MS;
@@ -196,7 +198,9 @@ export class CircuitBreakerLayer implements ServiceLayer {
     if (this.#isFailure !== undefined) {
       try {
         return this.#isFailure(error) ? FAILED : OK;
-      } catch {
+      } catch (thrown) {
+        // Reported as a throwing listener is: a user's callback, not the call's outcome.
+        warnListenerError({ event: 'isFailure', error: thrown });
         return FAILED;
       }
     }

@@ -141,8 +141,9 @@ export class TimeoutService<Req, Res> implements Service<Req, Res> {
   }
 
   /**
-   * The exact mode with no layer fused above: {@link #exact} with its closures over only what
-   * they use (a smaller context per call).
+   * The exact mode with no layer fused above: a promise of the layer's own, settled by the inner
+   * call or by the deadline, whichever comes first. Apart from {@link #exact} so that its
+   * closures capture only what they use (a smaller scope per call).
    */
   #alone(req: Req, ctx: CallContext, window: DeadlineWindow = ctx as DeadlineWindow): Promise<Res> {
     let resolve!: (value: Res) => void;
@@ -169,30 +170,27 @@ export class TimeoutService<Req, Res> implements Service<Req, Res> {
   }
 
   /**
-   * The exact mode: a promise of the layer's own, settled by the inner call or by the deadline,
-   * whichever comes first — through `tail` when layers above fused theirs into this one
-   * reaction (`outer`: the context they were called with).
+   * The exact mode under layers fused into this one reaction (`tail`; `outer`: the context they
+   * were called with): a promise of the layer's own, settled through them by the inner call or
+   * by the deadline, whichever comes first.
    */
   #exact(
     req: Req,
     ctx: CallContext,
     window: DeadlineWindow,
     outer: CallContext | undefined,
-    tail: Tail<Req, Res> | undefined,
+    tail: Tail<Req, Res>,
   ): Promise<Res> {
     // A closure per call, not a shared executor writing to a module-level object: a store of a
     // new function into an old object costs more (a write barrier) than the closure does.
     let resolve!: (value: Res | Promise<Res>) => void;
-    let reject!: (error: unknown) => void;
-    const promise = new Promise<Res>((res, rej) => {
+    const promise = new Promise<Res>((res) => {
       resolve = res;
-      reject = rej;
     });
+    const succeeded = tail.succeeded;
     // Also what the deadline calls: the first of the two settles the call (`take` says which).
     const failed = (error: unknown): void => {
-      if (!window.take(slot)) return;
-      if (tail === undefined) reject(error);
-      else resolve(tail.recover(error, req, outer));
+      if (window.take(slot)) resolve(tail.recover(error, req, outer));
     };
     const slot = window.add(failed);
     let started: Promise<Res>;
@@ -203,7 +201,7 @@ export class TimeoutService<Req, Res> implements Service<Req, Res> {
       return promise;
     }
     started.then((value) => {
-      if (window.take(slot)) resolve(tail?.succeeded === undefined ? value : tail.succeeded(value));
+      if (window.take(slot)) resolve(succeeded === undefined ? value : succeeded(value));
     }, failed);
     return promise;
   }

@@ -40,17 +40,24 @@ function forwardedNode(node: string): string {
   return colons === 1 ? node.slice(0, node.indexOf(':')) : node;
 }
 
+type Origin = { address: string | undefined; proto: string; identity: string | undefined };
+
 /** Who sent a request, honouring forwarding headers only from trusted proxies. */
 export function clientOrigin(
   req: IncomingMessage,
   config: ServerConfig,
   trusted: BlockList,
-): { address: string | undefined; proto: string; identity: string | undefined } {
+): Origin {
   if (typeof req?.socket !== 'object' || req.socket === null || typeof req.headers !== 'object')
     invalidArgument('req', 'expected an IncomingMessage');
   if (typeof config?.proxy !== 'object' || config.proxy === null)
     invalidArgument('config', 'expected a server config');
   if (typeof trusted?.check !== 'function') invalidArgument('trusted', 'expected a BlockList');
+  return originOf(req, config, trusted);
+}
+
+/** {@link clientOrigin} without the argument checks: the server's own call, per request. */
+function originOf(req: IncomingMessage, config: ServerConfig, trusted: BlockList): Origin {
   const peer = req.socket.remoteAddress?.replace(/^::ffff:/, '');
   const secure = (req.socket as TLSSocket).encrypted === true;
   const fromProxy =
@@ -257,7 +264,7 @@ export async function startApp(
     if (!logRequests) return serveRequest(handler, req, res);
     const started = performance.now();
     res.once('finish', () => {
-      const origin = clientOrigin(req, config, trusted);
+      const origin = originOf(req, config, trusted);
       log(requestLevel as LogLevel, {
         message: 'request',
         'http.request.method': req.method,
