@@ -102,15 +102,21 @@ const fmt = (n: number): string =>
 
 /** Prints a suite's table: case, time per op, ratio to the baseline. */
 export function printReport(report: SuiteReport): void {
+  const counted = report.results.some((r) => typeof r.instructions === 'number');
   const rows = report.results.map((r) => [
     r.case,
-    fmt(r.nsPerOp),
+    typeof r.instructions === 'number' ? String(r.instructions) : fmt(r.nsPerOp),
     r.ratio === undefined ? '' : `${r.ratio.toFixed(2)}×`,
     Array.isArray(r.ratioRange)
       ? `${(r.ratioRange[0] as number).toFixed(2)}–${(r.ratioRange[1] as number).toFixed(2)}×`
       : '',
   ]);
-  const head = ['case', 'time/op', report.baseline ? `vs ${report.baseline}` : '', 'range'];
+  const head = [
+    'case',
+    counted ? 'instructions/op' : 'time/op',
+    report.baseline ? `vs ${report.baseline}` : '',
+    'range',
+  ];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ');
   console.log(`\n## ${report.suite}`);
