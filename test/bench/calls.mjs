@@ -79,7 +79,7 @@ const cases = {
 };
 
 const [name, count] = process.argv.slice(2);
-if (process.argv[2] === '--list') {
+if (name === '--list') {
   console.log(Object.keys(cases).join('\n'));
   process.exit(0);
 }

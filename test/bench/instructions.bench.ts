@@ -62,13 +62,13 @@ export default async function instructionsSuite(): Promise<SuiteReport> {
   const bareLast = await perCall('bare');
   const bare = (bareFirst + bareLast) / 2;
   counts.set('bare', bare);
+  const ratio = (name: string) => counts.get(name)! / bare;
   const results: CaseResult[] = names.map((name) => ({
     case: name,
     nsPerOp: Number.NaN,
     instructions: Math.round(counts.get(name)!),
-    ratio: counts.get(name)! / bare,
+    ratio: ratio(name),
   }));
-  const ratio = (name: string) => counts.get(name)! / bare;
   const fixed = (x: number) => +x.toFixed(3);
   return {
     suite: 'instructions',
