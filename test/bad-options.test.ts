@@ -4,10 +4,16 @@
  * inside, never silently accepted, and never quoting the value it got.
  */
 import { ConfigProvider, fileSource, lineColumn } from '@towerline/config';
-import { isTowerlineError } from '@towerline/core';
+import {
+  ExponentialBackoff,
+  ExponentialRandomBackoff,
+  isTowerlineError,
+  LinearBackoff,
+  sleep,
+} from '@towerline/core';
 import { clientOrigin, jsonLogger, loadConfig, StreamHandler } from '@towerline/durable-streams';
 import { FleetRateLimiter, FleetRetryBudget, GcraLimiter, SharedBreaker } from '@towerline/fleet';
-import { grpcChannelOptions, grpcRetry } from '@towerline/grpc';
+import { grpcChannelOptions, grpcConnector, grpcRetry } from '@towerline/grpc';
 import { isIdempotentRequest, redisConnector, resilientRedis } from '@towerline/ioredis';
 import { instrument } from '@towerline/otel';
 import { isIdempotentPgRequest, pgConnector, ResilientPgPool, resilientPg } from '@towerline/pg';
@@ -25,8 +31,8 @@ import {
   TokenBucket,
   VegasLimit,
 } from '@towerline/policies';
-import { canTransition, fromConnector, step } from '@towerline/reconnect';
-import { RetryLayer } from '@towerline/retry';
+import { canTransition, fromConnector, heartbeat, Reconnector, step } from '@towerline/reconnect';
+import { parseRetryAfter, RetryBudget, RetryLayer } from '@towerline/retry';
 import {
   displayPath,
   parseCaBundle,
@@ -49,6 +55,8 @@ const optional: Record<string, Make> = {
   AimdLimit: (o) => new AimdLimit(o as never),
   Gradient2Limit: (o) => new Gradient2Limit(o as never),
   VegasLimit: (o) => new VegasLimit(o as never),
+  RetryBudget: (o) => new RetryBudget(o as never),
+  sleep: (o) => sleep(0, o as never),
 };
 const required: Record<string, Make> = {
   TimeoutLayer: (o) => new TimeoutLayer(o as never),
@@ -57,6 +65,9 @@ const required: Record<string, Make> = {
   RateLimitLayer: (o) => new RateLimitLayer(o as never),
   TokenBucket: (o) => new TokenBucket(o as never),
   Gcra: (o) => new Gcra(o as never),
+  LinearBackoff: (o) => new LinearBackoff(o as never),
+  ExponentialBackoff: (o) => new ExponentialBackoff(o as never),
+  ExponentialRandomBackoff: (o) => new ExponentialRandomBackoff(o as never),
 };
 
 /** Adapters and the other packages' entry points (not called without options: they connect). */
@@ -258,5 +269,53 @@ describe('exported helpers given what is not theirs', () => {
       }),
       { numRuns: 200 },
     );
+  });
+});
+
+describe('numbers given as strings, clocks and codes of the wrong shape', () => {
+  const connect = async () => ({});
+  const cases: Array<[string, Make, string]> = [
+    [
+      'connectTimeout',
+      () => new Reconnector({ connect, connectTimeout: '200' as never }),
+      'connectTimeout',
+    ],
+    ['minUptime', () => new Reconnector({ connect, minUptime: '0' as never }), 'minUptime'],
+    ['maxAttempts', () => new Reconnector({ connect, maxAttempts: '3' as never }), 'maxAttempts'],
+    [
+      'queueTimeout',
+      () => fromConnector({ connect, send: async () => 1 }, { queueTimeout: '50' as never }),
+      'queueTimeout',
+    ],
+    [
+      'maxQueuedBytes',
+      () => fromConnector({ connect, send: async () => 1 }, { maxQueuedBytes: '5' as never }),
+      'maxQueuedBytes',
+    ],
+    [
+      'heartbeat interval',
+      () => heartbeat(async () => {}, { intervalMs: '5' as never }),
+      'intervalMs',
+    ],
+    ['connector send', () => fromConnector({ connect, send: 5 } as never), 'send'],
+    [
+      'connector classify',
+      () => fromConnector({ connect, send: connect, classify: 1 } as never),
+      'classify',
+    ],
+    ['retry maxDelay', () => new RetryLayer({ maxDelay: '5' as never }), 'maxDelay'],
+    ['retry clock', () => new RetryLayer({ clock: {} as never }), 'clock'],
+    [
+      'grpc deadlineMs',
+      () => grpcConnector({ client: class {} as never, target: 'x:1', deadlineMs: '5' as never }),
+      'deadlineMs',
+    ],
+    ['grpcRetry codes', () => grpcRetry({ codes: 14 as never }), 'codes'],
+    ['grpcRetry code', () => grpcRetry({ codes: ['UNAVAILABLE'] as never }), 'codes'],
+    ['parseRetryAfter number', () => parseRetryAfter(120 as never), 'value'],
+    ['parseRetryAfter now', () => parseRetryAfter('5', 'now' as never), 'now'],
+  ];
+  it.each(cases)('%s', (_name, make, parameter) => {
+    expect(refusal(make, undefined).parameter).toBe(parameter);
   });
 });

@@ -125,7 +125,7 @@ export function fileSource<F extends string | Record<string, string>>(
       invalidArgument(`files.${name}`, 'expected a path');
   }
   const { debounceMs = 50, consistencyRetries = 3, maxBytes = DEFAULT_MAX_BYTES } = options;
-  if (!(debounceMs >= 0))
+  if (typeof debounceMs !== 'number' || !(debounceMs >= 0))
     invalidArgument('debounceMs', `expected ms >= 0, got ${describeValue(debounceMs)}`);
   if (!(Number.isSafeInteger(maxBytes) && maxBytes > 0))
     invalidArgument('maxBytes', 'expected a positive whole number of bytes');

@@ -1,4 +1,5 @@
 import { invalidArgument, TowerlineError } from '@towerline/core';
+import { scrub, secretsOf } from './scrub.js';
 
 /** 1-based line and column of a character offset in `text`. */
 export function lineColumn(text: string, offset: number): { line: number; column: number } {
@@ -62,6 +63,8 @@ export function describeParseError(error: unknown, source?: unknown): string {
   first = first.replace(/^Invalid TOML document: /, '');
   if (first.length > 160) first = `${first.slice(0, 160)}…`;
   if (first === '') first = typeof e.name === 'string' && e.name ? e.name : 'parse error';
+  // A parser, a user's `parse` above all, may quote its input (`Cannot convert x to a BigInt`).
+  if (source !== undefined) first = scrub(first, secretsOf(source));
   const at = positionOf(e, source);
   return at ? `${first} (line ${at.line}${at.column > 0 ? `, column ${at.column}` : ''})` : first;
 }

@@ -21,6 +21,7 @@ import type {
   StartOptions,
 } from './provider-options.js';
 import { deepFreeze, invalid, notReady, problemsOf } from './provider-support.js';
+import { scrub, secretsOf } from './scrub.js';
 import { type StandardSchemaV1, schemaProblems } from './standard-schema.js';
 
 export type {
@@ -352,7 +353,11 @@ export class ConfigProvider<T, Raw = T> {
         );
       }
       if (result.issues) {
-        throw this.#reject(invalid(this.name, schemaProblems(result.issues, next)), initial);
+        const secrets = secretsOf(raw, next);
+        throw this.#reject(
+          invalid(this.name, schemaProblems(result.issues, next, secrets)),
+          initial,
+        );
       }
       next = result.value;
     }
@@ -361,6 +366,11 @@ export class ConfigProvider<T, Raw = T> {
       problems = problemsOf(this.#validate?.(next, prev));
     } catch (error) {
       problems = [(error as Error)?.message ?? String(error)];
+    }
+    if (problems.length > 0) {
+      // validate() is the user's: it may quote the value it refused (trimmed, parsed, …).
+      const secrets = secretsOf(raw, next);
+      problems = problems.map((p) => scrub(String(p), secrets));
     }
     if (next === undefined || next === null) problems.unshift('the value is empty');
     if (problems.length > 0) throw this.#reject(invalid(this.name, problems), initial);

@@ -57,7 +57,12 @@ export function rateLimitSource(
   return () => {
     const config = read();
     const { requestsPerSecond, burst } = config ?? ({} as RateLimitConfig);
-    if (!(requestsPerSecond > 0) || !(burst > 0)) {
+    if (
+      typeof requestsPerSecond !== 'number' ||
+      typeof burst !== 'number' ||
+      !(requestsPerSecond > 0) ||
+      !(burst > 0)
+    ) {
       throw new TowerlineError(
         'ERR_CONFIG_INVALID',
         'rate limit needs requestsPerSecond > 0 and burst > 0',
@@ -113,7 +118,8 @@ export async function readBodyLimited(
   limit: number | (() => number),
 ): Promise<Buffer> {
   const max = typeof limit === 'function' ? limit() : limit;
-  if (!(max >= 0)) invalidArgument('limit', `expected bytes >= 0, got ${describeValue(max)}`);
+  if (typeof max !== 'number' || !(max >= 0))
+    invalidArgument('limit', `expected bytes >= 0, got ${describeValue(max)}`);
   const declared = Number(body.headers?.['content-length']);
   const tooLarge = (n: number) =>
     new TowerlineError(

@@ -1,3 +1,5 @@
+import { type Secrets, scrub, secretsOf } from './scrub.js';
+
 /**
  * The Standard Schema interface (standardschema.dev, v1), declared here so that
  * `ConfigProvider` takes a schema from zod (3.24+), valibot (1.0+), ArkType or any other
@@ -54,15 +56,25 @@ function valueAt(value: unknown, path: StandardSchemaIssue['path']): unknown {
 export function schemaProblems(
   issues: ReadonlyArray<StandardSchemaIssue>,
   input: unknown,
+  secrets: Secrets = secretsOf(input),
 ): string[] {
   return issues.map((issue) => {
-    let message = String(issue.message);
+    let message = scrub(String(issue.message), secrets);
     const value = valueAt(input, issue.path);
     if (typeof value === 'string' && value.length > 0) {
       message = message.split(JSON.stringify(value)).join('(value not shown)');
       if (value.length >= 4) message = message.split(value).join('(value not shown)');
     }
-    const path = formatIssuePath(issue.path);
+    // A message quoting the last key of its path is about that key (an unknown key, refused by
+    // a strict object): the key may be a secret pasted in the wrong place, so it is not shown.
+    const last = issue.path?.at(-1);
+    const key = typeof last === 'object' && last !== null ? last.key : last;
+    const original = String(issue.message);
+    const aboutKey =
+      typeof key === 'string' && ['"', "'", '`'].some((q) => original.includes(`${q}${key}${q}`));
+    const path = aboutKey
+      ? formatIssuePath([...(issue.path ?? []).slice(0, -1), `(a key of ${key.length} characters)`])
+      : formatIssuePath(issue.path);
     return path === '' ? message : `${path}: ${message}`;
   });
 }

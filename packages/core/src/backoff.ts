@@ -1,5 +1,5 @@
 import type { RandomSource } from './clock.js';
-import { describeValue, invalidArgument } from './errors.js';
+import { describeValue, expectOptions, invalidArgument } from './errors.js';
 
 /**
  * How long to wait before attempt `attempt + 1`, given that attempt `attempt` (1-based) just
@@ -117,6 +117,7 @@ export class LinearBackoff implements IntervalFunction {
   readonly max: number;
 
   constructor(options: LinearBackoffOptions) {
+    expectOptions(options, false);
     this.initial = checkDelay('initial', options.initial);
     this.increment = checkDelay('increment', options.increment ?? options.initial);
     this.max = checkDelay('max', options.max ?? 30_000);
@@ -145,6 +146,7 @@ export class ExponentialBackoff implements IntervalFunction {
   readonly max: number;
 
   constructor(options: ExponentialBackoffOptions) {
+    expectOptions(options, false);
     this.initial = checkDelay('initial', options.initial);
     this.multiplier = checkMultiplier(options.multiplier ?? 2);
     this.max = checkDelay('max', options.max ?? 30_000);
@@ -188,6 +190,7 @@ export class ExponentialRandomBackoff implements IntervalFunction {
   readonly #random: RandomSource;
 
   constructor(options: ExponentialRandomBackoffOptions) {
+    expectOptions(options, false);
     this.initial = checkDelay('initial', options.initial);
     this.multiplier = checkMultiplier(options.multiplier ?? 2);
     this.max = checkDelay('max', options.max ?? 30_000);

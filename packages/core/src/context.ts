@@ -1,3 +1,5 @@
+import { describeValue, TowerlineError } from './errors.js';
+
 /**
  * Something that is up or down and can say when it is back: a `Reconnector`, a gRPC channel.
  * A connector puts one on the request's context when an attempt failed because the connection
@@ -114,6 +116,8 @@ export class RequestContext implements CallContext {
   wire: number | undefined = undefined;
 
   constructor(init?: CallContext) {
+    const problem = contextProblem(init);
+    if (problem !== undefined) throw problem;
     this._signal = init?.signal;
     this.deadline = init?.deadline;
     this.idempotent = init?.idempotent;
@@ -197,7 +201,62 @@ export function isRequestContext(ctx: unknown): ctx is RequestContext {
  */
 export function abortedBeforeStart(ctx: CallContext | undefined): Promise<never> | undefined {
   if (ctx === undefined) return undefined;
-  if (isRequestContext(ctx) && !ctx.aborted) return undefined;
+  if (isRequestContext(ctx)) {
+    if (!ctx.aborted) return undefined;
+  } else {
+    const problem = contextProblem(ctx);
+    if (problem !== undefined) return Promise.reject(problem);
+  }
   const signal = ctx.signal;
   return signal?.aborted ? Promise.reject(signal.reason) : undefined;
+}
+
+/** Whether `value` can be listened to as an `AbortSignal` (one of any realm, or a polyfill). */
+export function isAbortSignal(value: unknown): value is AbortSignal {
+  if (value instanceof AbortSignal) return true;
+  if (typeof value !== 'object' || value === null) return false;
+  const s = value as Partial<AbortSignal>;
+  return (
+    typeof s.aborted === 'boolean' &&
+    typeof s.addEventListener === 'function' &&
+    typeof s.removeEventListener === 'function'
+  );
+}
+
+const invalid = (parameter: string, problem: string) =>
+  new TowerlineError('ERR_INVALID_ARGUMENT', `invalid ${parameter}: ${problem}`, { parameter });
+
+/**
+ * @internal What is wrong with a context a caller passed (`ERR_INVALID_ARGUMENT`, naming the
+ * field and the kind of value, never the value), or undefined when it is usable. A layer
+ * rejects the call with it, before anything runs: a wrong `signal` would otherwise fail only
+ * where it is first listened to, perhaps inside a timer.
+ */
+export function contextProblem(ctx: unknown): TowerlineError | undefined {
+  if (ctx === undefined || isRequestContext(ctx)) return undefined;
+  if (typeof ctx !== 'object' || ctx === null || Array.isArray(ctx))
+    return invalid('ctx', `expected a context object or undefined, got ${describeValue(ctx)}`);
+  const { signal, deadline, idempotent } = ctx as CallContext;
+  if (signal !== undefined && !isAbortSignal(signal))
+    return invalid(
+      'ctx.signal',
+      `expected an AbortSignal (pass controller.signal, not the controller), got ${describeValue(signal)}`,
+    );
+  if (deadline !== undefined && (typeof deadline !== 'number' || Number.isNaN(deadline)))
+    return invalid(
+      'ctx.deadline',
+      `expected a time on the monotonic clock (a number), got ${describeValue(deadline)}`,
+    );
+  if (idempotent !== undefined && typeof idempotent !== 'boolean')
+    return invalid(
+      'ctx.idempotent',
+      `expected true, false or undefined, got ${describeValue(idempotent)}`,
+    );
+  return undefined;
+}
+
+/** @internal `signal`, checked: undefined, or an AbortSignal (else `ERR_INVALID_ARGUMENT`). */
+export function expectSignal(signal: unknown, parameter = 'signal'): AbortSignal | undefined {
+  if (signal === undefined || isAbortSignal(signal)) return signal;
+  throw invalid(parameter, `expected an AbortSignal or undefined, got ${describeValue(signal)}`);
 }

@@ -201,6 +201,26 @@ export function expectOptions(options: unknown, optional: boolean, parameter = '
 }
 
 /**
+ * @internal Throws `ERR_INVALID_ARGUMENT` unless `clock` is undefined or has the functions of a
+ * `Clock` (`now`, `setTimeout`, `clearTimeout`; `unref` optional): a clock of the wrong shape
+ * would otherwise fail only inside the first wait.
+ */
+export function expectClock(clock: unknown, parameter = 'clock'): void {
+  if (clock === undefined) return;
+  const c = clock as Record<string, unknown> | null;
+  if (
+    typeof c !== 'object' ||
+    c === null ||
+    typeof c.now !== 'function' ||
+    typeof c.setTimeout !== 'function' ||
+    typeof c.clearTimeout !== 'function' ||
+    (c.unref !== undefined && typeof c.unref !== 'function')
+  ) {
+    invalidArgument(parameter, 'expected a Clock (now, setTimeout and clearTimeout functions)');
+  }
+}
+
+/**
  * A short, secret-free description of an error for messages and events: its code or name,
  * never its full message (which may quote a request, a URL with credentials or a key).
  */

@@ -1,5 +1,6 @@
 import { type Channel, channel as diagnosticsChannel } from 'node:diagnostics_channel';
 import { EventEmitter } from 'eventemitter3';
+import { contextProblem } from './context.js';
 
 /** A map from event name to its payload, a plain serialisable object. */
 export type EventMap = { [event: string]: object };
@@ -132,6 +133,8 @@ export class TypedEmitter<Events extends EventMap> {
 
   /** Resolves with the next payload of `event`; rejects with `signal.reason` on abort. */
   next<K extends keyof Events & string>(event: K, signal?: AbortSignal): Promise<Events[K]> {
+    const problem = signal === undefined ? undefined : contextProblem({ signal });
+    if (problem !== undefined) return Promise.reject(problem);
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise((resolve, reject) => {
       const onAbort = () => {

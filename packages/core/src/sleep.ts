@@ -1,5 +1,6 @@
 import { type Clock, systemClock } from './clock.js';
-import { describeValue, invalidArgument } from './errors.js';
+import { expectSignal } from './context.js';
+import { describeValue, expectOptions, invalidArgument } from './errors.js';
 
 export interface SleepOptions {
   /** Rejects the sleep with `signal.reason` and clears its timer. */
@@ -25,10 +26,12 @@ export interface SleepOptions {
  * ```
  */
 export function sleep(ms: number, options: SleepOptions = {}): Promise<void> {
+  expectOptions(options, true);
   if (typeof ms !== 'number' || !(ms >= 0) || !Number.isFinite(ms)) {
     invalidArgument('ms', `expected a finite number >= 0, got ${describeValue(ms)}`);
   }
-  const { signal, clock = systemClock, unref = false } = options;
+  const { clock = systemClock, unref = false } = options;
+  const signal = expectSignal(options.signal, 'options.signal');
   if (signal?.aborted) return Promise.reject(signal.reason);
   return new Promise<void>((resolve, reject) => {
     const onAbort = () => {

@@ -1,3 +1,5 @@
+import { contextProblem, isAbortSignal } from './context.js';
+
 /**
  * `promise`, or the signal's reason as soon as it fires, whichever comes first; a later
  * rejection of `promise` is handled (never an unhandled rejection) and its value dropped.
@@ -8,6 +10,10 @@
  * ```
  */
 export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (!isAbortSignal(signal)) {
+    promise.catch(() => {});
+    return Promise.reject(contextProblem({ signal }));
+  }
   if (signal.aborted) {
     promise.catch(() => {});
     return Promise.reject(signal.reason);

@@ -66,7 +66,7 @@ export class VirtualClock implements Clock {
    * instants it lets promise callbacks run, so async code driven by the timers keeps up.
    */
   async advance(ms: number): Promise<void> {
-    if (!(ms >= 0) || !Number.isFinite(ms))
+    if (typeof ms !== 'number' || !(ms >= 0) || !Number.isFinite(ms))
       invalidArgument('ms', `expected >= 0, got ${describeValue(ms)}`);
     const target = this.#now + ms;
     for (;;) {

@@ -8,6 +8,7 @@ import {
 } from '@towerline/reconnect';
 import {
   callUnary,
+  checkUnaryCallOptions,
   isDefinitiveStatus,
   isIdempotentMethod,
   isNotSentStatus,
@@ -88,6 +89,7 @@ export function grpcConnector(
   if (typeof options.target !== 'string' && typeof options.target !== 'function') {
     invalidArgument('target', 'expected host:port or a function');
   }
+  checkUnaryCallOptions(options);
   const Client = options.client;
   const serviceConfig = options.channelOptions?.['grpc.service_config'] as string | undefined;
   const named = new Set(options.idempotentMethods ?? []);

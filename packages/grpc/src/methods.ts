@@ -1,5 +1,12 @@
 import * as grpc from '@grpc/grpc-js';
-import { type CallContext, expectObject, invalidArgument, isRequestContext } from '@towerline/core';
+import {
+  type CallContext,
+  contextProblem,
+  describeValue,
+  expectObject,
+  invalidArgument,
+  isRequestContext,
+} from '@towerline/core';
 
 type UnaryMethod = (
   request: unknown,
@@ -19,6 +26,21 @@ export interface UnaryCallOptions {
   waitForReady?: boolean;
   /** Metadata for every call (or a function for fresh tokens per call). */
   metadata?: grpc.Metadata | (() => grpc.Metadata);
+}
+
+/** @internal Throws `ERR_INVALID_ARGUMENT` for call options of the wrong kind. */
+export function checkUnaryCallOptions(options: UnaryCallOptions): void {
+  const { deadlineMs, waitForReady, metadata } = options;
+  if (deadlineMs !== undefined && (typeof deadlineMs !== 'number' || !(deadlineMs > 0)))
+    invalidArgument('deadlineMs', `expected ms > 0, got ${describeValue(deadlineMs)}`);
+  if (waitForReady !== undefined && typeof waitForReady !== 'boolean')
+    invalidArgument('waitForReady', `expected a boolean, got ${describeValue(waitForReady)}`);
+  if (
+    metadata !== undefined &&
+    typeof metadata !== 'function' &&
+    !(metadata instanceof grpc.Metadata)
+  )
+    invalidArgument('metadata', 'expected a grpc.Metadata or a function returning one');
 }
 
 /**
@@ -131,6 +153,8 @@ export function callUnary<Res>(
   options: UnaryCallOptions,
   onFailure?: (error: unknown) => void,
 ): Promise<Res> {
+  const problem = contextProblem(ctx);
+  if (problem !== undefined) return Promise.reject(problem);
   const signal = ctx?.signal;
   if (signal?.aborted) return Promise.reject(signal.reason);
   const { deadlineMs = 10_000, waitForReady = false } = options;

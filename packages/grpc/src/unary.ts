@@ -5,6 +5,7 @@ import {
   contextual,
   type ExponentialRandomBackoff,
   expectOptions,
+  invalidArgument,
   isRequestContext,
   type Service,
 } from '@towerline/core';
@@ -12,6 +13,7 @@ import { RetryLayer, type RetryOptions } from '@towerline/retry';
 import { GrpcConnectivity } from './connectivity.js';
 import {
   callUnary,
+  checkUnaryCallOptions,
   isIdempotentMethod,
   isUnavailable,
   type UnaryCallOptions,
@@ -73,6 +75,7 @@ export function unaryService<Req, Res>(
 ): Service<Req, Res> {
   const fn = unaryMethod(client, method);
   expectOptions(options, true);
+  checkUnaryCallOptions(options);
   const idempotent =
     options.idempotent ??
     isIdempotentMethod(client.constructor as { service?: grpc.ServiceDefinition }, method);
@@ -107,6 +110,8 @@ export interface GrpcRetryOptions extends Omit<RetryOptions, 'retryOn'> {
 export function grpcRetry(options: GrpcRetryOptions = {}): RetryLayer {
   expectOptions(options, true);
   const { codes = [grpc.status.UNAVAILABLE], ...rest } = options;
+  if (!Array.isArray(codes) || !codes.every((c) => Number.isInteger(c) && c >= 0 && c <= 16))
+    invalidArgument('codes', 'expected an array of gRPC status codes (integers 0..16)');
   const retryable = new Set<number>(codes);
   return new RetryLayer({
     backoff: backoff.grpc(),

@@ -1,4 +1,11 @@
-import { type CallContext, expectOptions, invalidArgument, notSent } from '@towerline/core';
+import {
+  type CallContext,
+  describeValue,
+  expectOptions,
+  invalidArgument,
+  notSent,
+  TowerlineError,
+} from '@towerline/core';
 import { type Connector, isSocketError } from '@towerline/reconnect';
 import pg from 'pg';
 
@@ -68,8 +75,12 @@ export function isPgConnectionError(error: unknown): boolean {
  */
 const TRANSIENT_CLASSES = new Set(['08', '40', '53', '55', '57', '58', 'XX']);
 
-/** A PostgreSQL error answer (a syntax error, a constraint) that no repeat can change. */
+/**
+ * A PostgreSQL error answer (a syntax error, a constraint) that no repeat can change, or an
+ * error a transaction's body threw itself.
+ */
 export function isDefinitivePgError(error: unknown): boolean {
+  if (typeof error === 'object' && error !== null && bodyFailures.has(error)) return true;
   const code = (error as { code?: unknown } | undefined)?.code;
   return (
     typeof code === 'string' &&
@@ -78,8 +89,53 @@ export function isDefinitivePgError(error: unknown): boolean {
   );
 }
 
+/** A SQLSTATE of a class worth another attempt (a serialization failure, a deadlock, …). */
+function isTransientPgError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return (
+    typeof code === 'string' &&
+    /^[0-9A-Z]{5}$/.test(code) &&
+    TRANSIENT_CLASSES.has(code.slice(0, 2))
+  );
+}
+
 export const isTransaction = (r: PgRequest): r is PgTransaction<unknown> =>
   (r as PgTransaction<unknown>).kind === 'transaction';
+
+const invalidRequest = (parameter: string, problem: string) =>
+  new TowerlineError('ERR_INVALID_ARGUMENT', `invalid ${parameter}: ${problem}`, { parameter });
+
+/**
+ * @internal What is wrong with a request (`ERR_INVALID_ARGUMENT`, final: no retry can fix it),
+ * or undefined. Checked before anything is sent; names kinds of values, never the values.
+ */
+export function pgRequestProblem(request: unknown): TowerlineError | undefined {
+  if (typeof request !== 'object' || request === null)
+    return invalidRequest(
+      'request',
+      `expected { text, values } or a transaction, got ${describeValue(request)}`,
+    );
+  const r = request as Partial<PgQuery & PgTransaction<unknown>>;
+  if (r.kind === 'transaction') {
+    if (typeof r.run !== 'function')
+      return invalidRequest('run', `expected a function, got ${describeValue(r.run)}`);
+    return undefined;
+  }
+  if (typeof r.text !== 'string')
+    return invalidRequest('text', `expected the SQL text (a string), got ${describeValue(r.text)}`);
+  if (r.values !== undefined && !Array.isArray(r.values))
+    return invalidRequest(
+      'values',
+      `expected an array of parameters, got ${describeValue(r.values)}`,
+    );
+  return undefined;
+}
+
+/**
+ * Errors a transaction's own body threw (not the connection's, not a transient SQLSTATE): the
+ * application's decision, so no layer repeats the transaction for them.
+ */
+const bodyFailures = new WeakSet<object>();
 
 /** Default idempotency: marked statements, read-only statements and read-only transactions. */
 export function isIdempotentPgRequest(request: PgRequest): boolean {
@@ -164,6 +220,8 @@ async function runTransaction<T>(client: pg.Client, tx: PgTransaction<T>): Promi
     if (isPgConnectionError(error)) {
       throw notSent(error, 'the transaction was rolled back: the connection died before COMMIT');
     }
+    if (typeof error === 'object' && error !== null && !isTransientPgError(error))
+      bodyFailures.add(error);
     throw error;
   }
   await query(client, 'COMMIT', undefined);
@@ -178,6 +236,8 @@ function send(
   request: PgRequest,
   ctx: CallContext | undefined,
 ): Promise<unknown> {
+  const problem = pgRequestProblem(request);
+  if (problem !== undefined) return Promise.reject(problem);
   const running = transactions.get(client);
   // Statements share the connection; none may land inside another request's transaction.
   if (running !== undefined) {
@@ -242,8 +302,13 @@ export function pgConnector(
     isConnectionError: isPgConnectionError,
     isDefinitive: isDefinitivePgError,
     classify: (request) => ({ idempotent: isIdempotentPgRequest(request) }),
-    sizeOf: (request) =>
-      isTransaction(request) ? 64 : request.text.length + 8 * (request.values?.length ?? 0),
+    sizeOf: (request) => {
+      // Any request is sized (a malformed one is refused when sent, not here).
+      const q = request as Partial<PgQuery> | null;
+      return typeof q?.text === 'string'
+        ? q.text.length + 8 * (Array.isArray(q.values) ? q.values.length : 0)
+        : 64;
+    },
   };
 }
 

@@ -1,6 +1,13 @@
-import type { CallContext, Service } from '@towerline/core';
+import { type CallContext, describeValue, type Service, TowerlineError } from '@towerline/core';
 import type pg from 'pg';
-import type { PgRequest } from './connector.js';
+import { type PgRequest, pgRequestProblem } from './connector.js';
+
+const optionsProblem = (options: unknown) =>
+  new TowerlineError(
+    'ERR_INVALID_ARGUMENT',
+    `invalid options: expected an options object, got ${describeValue(options)}`,
+    { parameter: 'options' },
+  );
 
 /** Options of one statement. */
 export interface PgQueryOptions {
@@ -56,6 +63,10 @@ export class PgFacade implements PgQueries {
     values?: unknown[],
     options: PgQueryOptions = {},
   ): Promise<pg.QueryResult<R>> {
+    const problem = pgRequestProblem({ text, values });
+    if (problem !== undefined) return Promise.reject(problem);
+    if (typeof options !== 'object' || options === null)
+      return Promise.reject(optionsProblem(options));
     return this.#service.call(
       {
         text,
@@ -71,6 +82,10 @@ export class PgFacade implements PgQueries {
     run: (client: pg.ClientBase) => Promise<T>,
     options: { readOnly?: boolean; signal?: AbortSignal } = {},
   ): Promise<T> {
+    const problem = pgRequestProblem({ kind: 'transaction', run });
+    if (problem !== undefined) return Promise.reject(problem);
+    if (typeof options !== 'object' || options === null)
+      return Promise.reject(optionsProblem(options));
     return this.#service.call(
       { kind: 'transaction', run, readOnly: options.readOnly === true },
       merge(this.#ctx, options.signal),

@@ -276,4 +276,62 @@ describe('ResilientPg', () => {
     await expect(stack.query('SELEC 1')).rejects.toMatchObject({ code: '42601' });
     expect(retried).not.toHaveBeenCalled();
   });
+
+  it('a malformed request is ERR_INVALID_ARGUMENT at once, through a default RetryLayer, never retried', async () => {
+    const d = db();
+    const retry = new RetryLayer();
+    const retried = vi.fn();
+    retry.events.on('retry', retried);
+    const stack = new ServiceBuilder().layer(retry).service(d);
+    const facade = pgQueries(stack);
+    const refusals: Array<[string, () => Promise<unknown>]> = [
+      ['text', () => facade.query(null as never)],
+      ['text', () => facade.query(5 as never)],
+      ['values', () => facade.query('SELECT $1::int', 5 as never)],
+      ['run', () => facade.transaction(5 as never)],
+      ['options', () => facade.query('SELECT 1', [], null as never)],
+      // The raw service, bypassing the facade: refused before it is sent.
+      ['request', () => stack.call(null as never)],
+      ['text', () => stack.call({ text: 42 } as never)],
+      ['run', () => stack.call({ kind: 'transaction', run: 'secret-sql' } as never)],
+    ];
+    for (const [parameter, run] of refusals) {
+      const error = await run().then(
+        () => undefined,
+        (e: unknown) => e as { code?: string; parameter?: string; message: string },
+      );
+      expect(error?.code, parameter).toBe('ERR_INVALID_ARGUMENT');
+      expect(error?.parameter).toBe(parameter);
+      expect(error?.message).not.toContain('secret');
+    }
+    expect(retried).not.toHaveBeenCalled();
+    // The connection is still fine.
+    expect((await facade.query<{ n: number }>('SELECT 1 AS n')).rows[0]!.n).toBe(1);
+  });
+
+  it("an error the transaction's body throws rolls it back and runs it once, through a default RetryLayer", async () => {
+    const d = db();
+    const stack = pgQueries(new ServiceBuilder().layer(new RetryLayer()).service(d));
+    let runs = 0;
+    const refused = new Error('not enough credit');
+    await expect(
+      stack.transaction(async (tx) => {
+        runs++;
+        await tx.query(`INSERT INTO ${table} (note) VALUES ('body threw')`);
+        throw refused;
+      }),
+    ).rejects.toBe(refused);
+    expect(runs).toBe(1);
+    const { rows } = await admin.query(`SELECT 1 FROM ${table} WHERE note = 'body threw'`);
+    expect(rows).toEqual([]);
+    // A serialization failure inside the body is still worth another run of the transaction.
+    let tries = 0;
+    const value = await stack.transaction(async () => {
+      tries++;
+      if (tries === 1)
+        throw Object.assign(new Error('could not serialize access'), { code: '40001' });
+      return 'second time';
+    });
+    expect([value, tries]).toEqual(['second time', 2]);
+  });
 });

@@ -113,6 +113,19 @@ export function fromConnector<C, Req, Res>(
   if (typeof connector?.connect !== 'function') {
     invalidArgument('connector', 'expected a Connector (an object with a connect function)');
   }
+  if (typeof connector.send !== 'function') invalidArgument('send', 'expected a function');
+  for (const name of [
+    'watch',
+    'dispose',
+    'isConnectionError',
+    'classify',
+    'neverWritten',
+    'isDefinitive',
+    'sizeOf',
+  ] as const) {
+    if (connector[name] !== undefined && typeof connector[name] !== 'function')
+      invalidArgument(name, 'expected a function');
+  }
   const o = pickConnectionOptions(options);
   const isConnectionError = connector.isConnectionError?.bind(connector);
   const reconnector = new Reconnector<C>({

@@ -39,9 +39,9 @@ export function heartbeat<C>(
 ): Watch<C> {
   const { intervalMs = 1_000, timeoutMs = 2_000, clock = systemClock } = options;
   if (typeof ping !== 'function') invalidArgument('ping', 'expected a function');
-  if (!(intervalMs > 0))
+  if (typeof intervalMs !== 'number' || !(intervalMs > 0))
     invalidArgument('intervalMs', `expected ms > 0, got ${describeValue(intervalMs)}`);
-  if (!(timeoutMs > 0))
+  if (typeof timeoutMs !== 'number' || !(timeoutMs > 0))
     invalidArgument('timeoutMs', `expected ms > 0, got ${describeValue(timeoutMs)}`);
   return (conn, lost) => {
     let stopped = false;

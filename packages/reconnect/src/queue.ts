@@ -72,10 +72,10 @@ export class RequestQueue<C, Req, Res> {
     if (!(Number.isInteger(maxQueued) && maxQueued >= 0)) {
       invalidArgument('maxQueued', `expected an integer >= 0, got ${describeValue(maxQueued)}`);
     }
-    if (!(maxQueuedBytes >= 0)) {
+    if (typeof maxQueuedBytes !== 'number' || !(maxQueuedBytes >= 0)) {
       invalidArgument('maxQueuedBytes', `expected >= 0, got ${describeValue(maxQueuedBytes)}`);
     }
-    if (!(queueTimeout > 0)) {
+    if (typeof queueTimeout !== 'number' || !(queueTimeout > 0)) {
       invalidArgument(
         'queueTimeout',
         `expected ms > 0 or Infinity, got ${describeValue(queueTimeout)}`,

@@ -116,19 +116,23 @@ export function machineEnv<C>(options: ReconnectorOptions<C>): Omit<MachineEnv, 
     connectTimeout = 10_000,
     minUptime = 1_000,
   } = options;
-  if (!(maxAttempts >= 1) || !(Number.isInteger(maxAttempts) || maxAttempts === Infinity)) {
+  if (
+    typeof maxAttempts !== 'number' ||
+    !(maxAttempts >= 1) ||
+    !(Number.isInteger(maxAttempts) || maxAttempts === Infinity)
+  ) {
     invalidArgument(
       'maxAttempts',
       `expected an integer >= 1 or Infinity, got ${describeValue(maxAttempts)}`,
     );
   }
-  if (!(connectTimeout > 0)) {
+  if (typeof connectTimeout !== 'number' || !(connectTimeout > 0)) {
     invalidArgument(
       'connectTimeout',
       `expected ms > 0 or Infinity, got ${describeValue(connectTimeout)}`,
     );
   }
-  if (!(minUptime >= 0)) {
+  if (typeof minUptime !== 'number' || !(minUptime >= 0)) {
     invalidArgument('minUptime', `expected ms >= 0 or Infinity, got ${describeValue(minUptime)}`);
   }
   const policy = options.policy ?? defaultReconnectPolicy(options.random);

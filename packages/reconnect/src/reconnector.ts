@@ -1,5 +1,7 @@
 import {
   type Clock,
+  contextProblem,
+  isAbortSignal,
   type Readiness,
   systemClock,
   type TimerHandle,
@@ -161,6 +163,8 @@ export class Reconnector<C> implements Readiness {
    * `ERR_RECONNECT_GAVE_UP` after giving up, or with `signal.reason` on abort.
    */
   acquire(signal?: AbortSignal): Promise<C> {
+    if (signal !== undefined && !isAbortSignal(signal))
+      return Promise.reject(contextProblem({ signal }));
     const s = this.#state;
     if (s.kind === 'connected') return Promise.resolve(s.conn);
     if (s.kind === 'closed') return Promise.reject(closedError());

@@ -1,6 +1,7 @@
 import {
   type CallContext,
   callTracer,
+  contextProblem,
   type FusableService,
   type FusedPath,
   fused,
@@ -218,6 +219,10 @@ export class ReconnectService<C, Req, Res> implements FusableService<Req, Res> {
   }
 
   #enqueueOrRun(req: Req, ctx?: CallContext): Promise<Res> {
+    if (ctx !== undefined && !isRequestContext(ctx)) {
+      const problem = contextProblem(ctx);
+      if (problem !== undefined) return Promise.reject(problem);
+    }
     if (ctx?.signal?.aborted) return Promise.reject(ctx.signal.reason);
     const conn = this.reconnector.current;
     if (conn === undefined) return this.#queue.add(req, ctx, false);

@@ -1,4 +1,10 @@
-import { type Clock, describeValue, invalidArgument, systemClock } from '@towerline/core';
+import {
+  type Clock,
+  describeValue,
+  expectOptions,
+  invalidArgument,
+  systemClock,
+} from '@towerline/core';
 
 export interface RetryBudgetOptions {
   /** How long a deposit counts, in ms, 1 s to 60 s. Default 10 000. */
@@ -54,6 +60,7 @@ export class RetryBudget implements RetryBudgetLike {
   #generationStart: number;
 
   constructor(options: RetryBudgetOptions = {}) {
+    expectOptions(options, true);
     const { ttl = 10_000, minPerSecond = 10, retryPercent = 0.2, clock = systemClock } = options;
     if (typeof ttl !== 'number' || !(ttl >= 1_000 && ttl <= 60_000)) {
       invalidArgument('ttl', `expected 1000..60000 ms, got ${describeValue(ttl)}`);

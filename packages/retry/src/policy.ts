@@ -2,6 +2,7 @@ import {
   type Clock,
   describeValue,
   ExponentialRandomBackoff,
+  expectClock,
   expectOptions,
   type IntervalFunction,
   invalidArgument,
@@ -107,7 +108,7 @@ export function toPolicy(options: RetryOptions, events: TypedEmitter<RetryEvents
   if (typeof backoff?.next !== 'function')
     invalidArgument('backoff', 'expected an IntervalFunction');
   const maxDelay = options.maxDelay ?? backoff.max ?? 10_000;
-  if (!(maxDelay >= 0) || !Number.isFinite(maxDelay)) {
+  if (typeof maxDelay !== 'number' || !(maxDelay >= 0) || !Number.isFinite(maxDelay)) {
     invalidArgument('maxDelay', `expected a finite number >= 0, got ${describeValue(maxDelay)}`);
   }
   for (const name of ['retryOn', 'delayFromError', 'onRetry'] as const) {
@@ -115,6 +116,7 @@ export function toPolicy(options: RetryOptions, events: TypedEmitter<RetryEvents
       invalidArgument(name, 'expected a function');
     }
   }
+  expectClock(options.clock);
   if (options.idempotent !== undefined && typeof options.idempotent !== 'boolean') {
     invalidArgument('idempotent', 'expected a boolean');
   }

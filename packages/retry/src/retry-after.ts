@@ -1,3 +1,5 @@
+import { describeValue, invalidArgument } from '@towerline/core';
+
 /**
  * Reads an HTTP `Retry-After` value (RFC 9110 §10.2.3): delay-seconds or an HTTP-date.
  * Returns milliseconds from `now`, never negative, or `undefined` when the value is absent or
@@ -13,6 +15,13 @@ export function parseRetryAfter(
   now: number = Date.now(),
 ): number | undefined {
   if (value === null || value === undefined) return undefined;
+  if (typeof value !== 'string')
+    invalidArgument(
+      'value',
+      `expected a Retry-After header value (a string), got ${describeValue(value)}`,
+    );
+  if (typeof now !== 'number' || Number.isNaN(now))
+    invalidArgument('now', `expected wall-clock ms, got ${describeValue(now)}`);
   const text = value.trim();
   if (text === '') return undefined;
   if (/^\d+$/.test(text)) return Number(text) * 1000;

@@ -2,6 +2,7 @@ import {
   attemptThrough,
   type CallContext,
   callTracer,
+  contextProblem,
   type FusableService,
   type FusedPath,
   fused,
@@ -162,6 +163,10 @@ export class RetryService<Req, Res> implements FusableService<Req, Res> {
   }
 
   #call(req: Req, ctx?: CallContext): Promise<Res> {
+    if (ctx !== undefined && !isRequestContext(ctx)) {
+      const problem = contextProblem(ctx);
+      if (problem !== undefined) return Promise.reject(problem);
+    }
     const path = this.#path;
     if (path !== undefined && ctx === undefined && path.succeeded === undefined) {
       // A context made here: no scope to save, and a failure handler capturing only the request.

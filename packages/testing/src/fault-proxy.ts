@@ -145,7 +145,7 @@ export class FaultProxy {
 
   /** Delays every chunk by `ms`, both ways. */
   latency(ms: number): void {
-    if (!(ms >= 0) || !Number.isFinite(ms))
+    if (typeof ms !== 'number' || !(ms >= 0) || !Number.isFinite(ms))
       invalidArgument('ms', `expected >= 0, got ${describeValue(ms)}`);
     this.#latency = ms;
   }

@@ -1,7 +1,7 @@
 import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
 import { inspect } from 'node:util';
-import { expectOptions } from '@towerline/core';
+import { describeValue, expectOptions, expectSignal } from '@towerline/core';
 import {
   blockName,
   describeShape,
@@ -183,6 +183,10 @@ export function parseTlsConfig(
   checkChain(chain, names.cert);
   const info = describeCert(leaf);
   const t = now();
+  if (typeof t !== 'number' || Number.isNaN(t))
+    throw invalid(
+      `now: expected a function returning wall-clock ms, it returned ${describeValue(t)}`,
+    );
   if (t < info.validFrom.getTime()) {
     throw invalid(
       `${names.cert}: the certificate is not valid before ${info.validFrom.toISOString()}`,
@@ -307,7 +311,8 @@ export async function loadTlsConfig(
   input: TlsConfigInput,
   options: { signal?: AbortSignal } = {},
 ): Promise<TlsConfig> {
-  const { signal } = options;
+  expectOptions(options, true);
+  const signal = expectSignal(options.signal, 'options.signal');
   signal?.throwIfAborted();
   const max = checkInput(input);
   const [cert, key, ca] = await Promise.all([

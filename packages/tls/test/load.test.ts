@@ -222,3 +222,26 @@ describe('loadTlsConfig: an AbortSignal', () => {
     expect(config.leaf.serialNumber.toUpperCase()).toBe(leaf.serial);
   });
 });
+
+describe('loadTlsConfig: options and clocks of the wrong kind', () => {
+  it('refuses options that are not an object, a signal that is not one, a clock that is no number', async () => {
+    const leaf = ca.issue({ commonName: 'options' });
+    const input = { cert: leaf.certPath, key: leaf.keyPath };
+    for (const options of [null, 5, 'secret-options']) {
+      const error = await failure(loadTlsConfig(input, options as never));
+      expect(error.code).toBe('ERR_INVALID_ARGUMENT');
+      expect(error.message).not.toContain('secret');
+    }
+    const badSignal = await failure(
+      loadTlsConfig(input, { signal: new AbortController() as never }),
+    );
+    expect(badSignal.code).toBe('ERR_INVALID_ARGUMENT');
+    // A clock answering NaN used to skip the validity check: an expired certificate loaded.
+    for (const now of [() => Number.NaN, () => 'soon']) {
+      const error = await failure(loadTlsConfig({ ...input, now: now as never }));
+      expect(error.code).toBe('ERR_TLS_INVALID');
+      expect(error.message).toContain('now');
+      expect(() => loadTlsConfigSync({ ...input, now: now as never })).toThrow(/now/);
+    }
+  });
+});

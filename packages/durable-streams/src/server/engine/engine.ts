@@ -77,7 +77,8 @@ export class Engine {
     readonly now: () => number,
   ) {
     this.mode = mode;
-    this.table = new StreamTable((s) => this.#backend.dropped(s), now);
+    // Recovery replays deletes before the backend is set: nothing of theirs is held yet then.
+    this.table = new StreamTable((s) => this.#backend?.dropped(s), now);
   }
 
   /** A memory-mode engine, ready at once. */

@@ -199,6 +199,12 @@ function replay(
         try {
           table.replay(r, seg.addr(scan.data[k]!));
         } catch (error) {
+          // Only the table's own checks (RangeError) judge the log; anything else is a fault of
+          // this server, reported as one, not as damage `on_corruption` would cut away.
+          if (!(error instanceof RangeError))
+            throw new StorageError('ERR_STORAGE_FAILED', `replaying ${path} failed`, {
+              cause: error,
+            });
           // The checksum held: this is not the disk but a record out of order.
           throw new StorageError(
             'ERR_STORAGE_CORRUPT',
