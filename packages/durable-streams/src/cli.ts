@@ -13,8 +13,40 @@ import { loadConfig, PROFILES, type Profile, StartupError } from './server/confi
 import { nearest, showName } from './server/suggest.js';
 
 const FLAGS = ['--profile', '--config', '--config-dir', '--help', '--version'];
+const TAKES_VALUE = new Set(['--profile', '--config', '--config-dir']);
+/** The flags that take no value, long and short. */
+const BARE: Record<string, string> = { '--help': '-h', '--version': '-V' };
+const SHORT: Record<string, string> = { h: '--help', V: '--version' };
 
 class UsageError extends Error {}
+
+/**
+ * The first misuse of a flag's value in `argv`, named: `--help=1` (takes no value), `-h1`,
+ * `--config` last or followed by another flag (needs a value). Never quotes the value.
+ */
+function valueProblem(argv: string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') return undefined;
+    if (a.startsWith('--')) {
+      const eq = a.indexOf('=');
+      const name = eq === -1 ? a : a.slice(0, eq);
+      if (name in BARE && eq !== -1) return `${name} takes no value`;
+      if (TAKES_VALUE.has(name) && eq === -1) {
+        const next = argv[i + 1];
+        if (next === undefined || next.startsWith('-'))
+          return `${name} needs a value (${name}=VALUE or ${name} VALUE)`;
+        i++;
+      }
+    } else if (a.length > 2 && a.startsWith('-')) {
+      // A group of short flags (-hV); a short flag with anything else after it had a value.
+      const first = a[1]!;
+      if (first in SHORT && ![...a.slice(2)].every((c) => c in SHORT))
+        return `-${first} (${SHORT[first]}) takes no value`;
+    }
+  }
+  return undefined;
+}
 
 function parse(argv: string[]) {
   try {
@@ -29,6 +61,8 @@ function parse(argv: string[]) {
       },
     }).values;
   } catch (error) {
+    const misuse = valueProblem(argv);
+    if (misuse) throw new UsageError(misuse);
     const bad = argv.find((a) => a.startsWith('-') && !FLAGS.includes(a.split('=')[0]!));
     const code = (error as { code?: string }).code;
     if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL')

@@ -1,4 +1,15 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import {
+  closeSync,
+  constants,
+  createWriteStream,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CONFIG_KEYS, PROFILES } from '@towerline/durable-streams';
@@ -61,5 +72,81 @@ describe('towerline-ds CLI', () => {
     expect(profile.code).toBe(2);
     expect(profile.stderr).toContain('unknown profile prod-tsl (did you mean prod-tls?)');
     expect((await run(['--config'])).code).toBe(2);
+  });
+});
+
+describe('towerline-ds CLI: flags and the files they name', () => {
+  it('a flag that takes no value says so, naming the flag; one that needs a value too', async () => {
+    for (const [args, message] of [
+      [['--help=1'], '--help takes no value'],
+      [['--version=yes'], '--version takes no value'],
+      [['--help='], '--help takes no value'],
+      [['-h=1'], '-h (--help) takes no value'],
+      [['-V1'], '-V (--version) takes no value'],
+      [['--config'], '--config needs a value'],
+      [['--profile', '--help'], '--profile needs a value'],
+      [['--config-dir'], '--config-dir needs a value'],
+    ] as const) {
+      const { code, stdout, stderr } = await run([...args]);
+      expect(code, args.join(' ')).toBe(2);
+      expect(stdout).toBe('');
+      expect(stderr).toContain(`towerline-ds: ${message}`);
+      expect(stderr).not.toContain('an option needs a value');
+    }
+    expect((await run(['-hV'])).stdout).toContain('Usage: towerline-ds');
+  });
+
+  it('a --config-dir that does not exist or is a file is a config error naming it', async () => {
+    const missing = join(dir, 'no-such-config-dir');
+    const gone = await run(['--config-dir', missing]);
+    expect(gone.code).toBe(2);
+    expect(gone.stderr).toMatch(
+      /^\[load_config\] --config-dir .*no-such-config-dir does not exist/,
+    );
+    const file = join(dir, 'a-file');
+    writeFileSync(file, '');
+    const notDir = await run([`--config-dir=${file}`]);
+    expect(notDir.code).toBe(2);
+    expect(notDir.stderr).toMatch(/^\[load_config\] --config-dir .*a-file is not a directory/);
+  });
+
+  it('a config FIFO, device or config-dir file is read up to 4 MiB, then refused', async () => {
+    const env = { DS_SERVER__BIND_ADDRESS: '127.0.0.1:0' };
+    // A FIFO with more than 4 MiB of valid TOML (comments): refused, not read to the end.
+    const fifo = join(dir, 'config.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const writer = createWriteStream(fifo);
+    writer.on('error', () => {}); // EPIPE once the server stops reading
+    const line = `# ${'x'.repeat(1021)}\n`;
+    const room = () =>
+      new Promise<void>((resolve) => {
+        const done = () => {
+          writer.off('drain', done).off('close', done);
+          resolve();
+        };
+        writer.on('drain', done).on('close', done);
+      });
+    const feed = (async () => {
+      for (let i = 0; i < 5 * 1024 && !writer.destroyed; i++) if (!writer.write(line)) await room();
+      writer.end();
+    })();
+    const piped = await run(['--config', fifo], env);
+    // Had it never opened the FIFO, the writer's open would wait for a reader: be one.
+    if (writer.pending) closeSync(openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK));
+    writer.destroy();
+    await feed;
+    expect(piped.code).toBe(2);
+    expect(piped.stderr).toMatch(
+      /^\[load_config\] .*config\.fifo is larger than 4 MiB, the limit for a config file/,
+    );
+    expect(piped.stderr).not.toContain('xxxx');
+    const zero = await run(['--config', '/dev/zero'], env);
+    expect(zero.code).toBe(2);
+    expect(zero.stderr).toContain('/dev/zero is larger than 4 MiB');
+    const d = mkdtempSync(join(dir, 'cfg-'));
+    symlinkSync('/dev/zero', join(d, 'local.toml'));
+    const local = await run(['--config-dir', d], env);
+    expect(local.code).toBe(2);
+    expect(local.stderr).toMatch(/local\.toml is larger than 4 MiB/);
   });
 });

@@ -28,7 +28,7 @@ import { leavesOf } from '../src/server/schema-tools.js';
 const RUNS = Number(process.env.TOWERLINE_FUZZ_CONFIG_RUNS ?? 5_000);
 const BUDGET_MS = Number(process.env.TOWERLINE_FUZZ_BUDGET_MS ?? 120_000);
 const dir = mkdtempSync(join(tmpdir(), 'towerline-ds-fuzz-'));
-const none = join(dir, 'no-config-dir');
+const none = mkdtempSync(join(dir, 'empty-config-dir-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const LEAVES = leavesOf(serverConfigSchema);

@@ -16,7 +16,7 @@ import { parse as parseToml } from 'smol-toml';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const dir = mkdtempSync(join(tmpdir(), 'towerline-ds-schema-'));
-const none = join(dir, 'no-config-dir');
+const none = mkdtempSync(join(dir, 'empty-config-dir-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 let n = 0;
 const toml = (text: string) => {

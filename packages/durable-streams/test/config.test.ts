@@ -38,7 +38,7 @@ async function phaseOf(run: () => unknown): Promise<{ phase: string; message: st
 
 describe('loadConfig: layers', () => {
   it.each(PROFILES)('profile %s loads and validates (TLS paths aside)', (profile) => {
-    const c = loadConfig({ profile, configDir: join(dir, 'none'), env: {} });
+    const c = loadConfig({ profile, configDir: configDir({}), env: {} });
     const problems = validateConfig(c).filter((p) => !/tls\.(cert|key|client_ca)_path/.test(p));
     expect(problems).toEqual([]);
     if (profile === 'prod-tls')

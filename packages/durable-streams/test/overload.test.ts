@@ -85,6 +85,35 @@ describe('max_memory_bytes', () => {
     expect((await post(url, chunk)).status).toBe(204);
   });
 
+  it('a body larger than the whole budget gets 413 (it never fits), not 503 + Retry-After', async () => {
+    const { s, base } = await start({ maxMemoryBytes: 64 * 1024 });
+    const url = `${base}/huge`;
+    await put(url);
+    const huge = await post(url, Buffer.alloc(64 * 1024 + 1, 'x'));
+    expect(huge.status).toBe(413);
+    expect(huge.headers.get('content-type')).toBe('application/problem+json');
+    expect(huge.headers.get('retry-after')).toBeNull();
+    expect(((await huge.json()) as { status: number }).status).toBe(413);
+    // Without a Content-Length (chunked), the same once the bytes pass the budget.
+    const chunked = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain' },
+      body: new ReadableStream({
+        start(c) {
+          for (let i = 0; i < 3; i++) c.enqueue(new Uint8Array(32 * 1024));
+          c.close();
+        },
+      }),
+      duplex: 'half',
+    } as RequestInit);
+    expect(chunked.status).toBe(413);
+    await chunked.arrayBuffer();
+    // Still 503 for one that fits the budget once memory frees: the budget is full now.
+    expect((await post(url, Buffer.alloc(40 * 1024, 'a'))).status).toBe(204);
+    await expectShed(await post(url, Buffer.alloc(40 * 1024, 'b')));
+    expect(s.handler.engine.memoryBytes).toBeLessThanOrEqual(64 * 1024);
+  });
+
   it('the read cache gives way to appends', async () => {
     const { s, base } = await start({ maxMemoryBytes: 512 * 1024, readCacheBytes: 512 * 1024 });
     const url = `${base}/cache`;

@@ -23,7 +23,7 @@ afterAll(() => {
 const ca = certs.createCA();
 const leaf = ca.issue({ commonName: 'localhost' });
 const other = ca.issue({ commonName: 'other' });
-const none = join(root, 'no-config');
+const none = mkdtempSync(join(root, 'empty-config-'));
 let n = 0;
 const file = (text: string, mode = 0o644) => {
   const path = join(root, `f${++n}`);

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeParseError } from '@towerline/config';
 import { describeFileError, expectOptions } from '@towerline/core';
@@ -6,6 +6,7 @@ import { displayPath } from '@towerline/tls';
 import { parse as parseToml } from 'smol-toml';
 import * as v from 'valibot';
 import { type ServerConfig, serverConfigSchema } from './config-schema.js';
+import { readBounded } from './read-bounded.js';
 import {
   coerceEnv,
   envName,
@@ -127,14 +128,15 @@ function readToml(path: string, problems: string[]): Layer | undefined {
   const shown = displayPath(path);
   let text: string;
   try {
-    const stats = statSync(path);
-    if (stats.isDirectory()) throw Object.assign(new Error('EISDIR'), { code: 'EISDIR' });
-    // Only regular files have a size; `--config <(…)` (a FIFO) is read as it comes.
-    if (stats.isFile() && stats.size > MAX_CONFIG_BYTES) {
-      problems.push(`${shown} is larger than ${MAX_CONFIG_BYTES / 1024 / 1024} MiB`);
+    // Any file type: `--config <(…)` (a FIFO) is read as it comes, never past the limit.
+    const bytes = readBounded(path, MAX_CONFIG_BYTES);
+    if (bytes === undefined) {
+      problems.push(
+        `${shown} is larger than ${MAX_CONFIG_BYTES / 1024 / 1024} MiB, the limit for a config file`,
+      );
       return undefined;
     }
-    text = readFileSync(path, 'utf8');
+    text = bytes.toString('utf8');
   } catch (error) {
     problems.push(`${shown} ${describeFileError(error)}`);
     return undefined;
@@ -148,6 +150,16 @@ function readToml(path: string, problems: string[]): Layer | undefined {
   }
   const renamed = legacy(tree, shown, problems);
   return { label: shown, tree, text, renamed };
+}
+
+/** Why `dir` is not a directory to read config files from, or undefined when it is one. */
+function notADirectory(dir: string): string | undefined {
+  try {
+    return statSync(dir).isDirectory() ? undefined : 'is not a directory';
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    return code === 'ENOENT' || code === 'ENOTDIR' ? 'does not exist' : describeFileError(error);
+  }
 }
 
 /** The `DS_*` layer: each known variable coerced to its key's type; unknown ones refused. */
@@ -265,6 +277,11 @@ export function loadConfig(options: LoadOptions = {}): ServerConfig {
     { label: `the ${profile} profile`, tree: structuredClone(PROFILE_LAYERS[profile]) },
   ];
   const dir = options.configDir ?? 'config';
+  // The default ./config may be absent; a directory asked for must be there.
+  if (options.configDir !== undefined) {
+    const why = notADirectory(dir);
+    if (why) problems.push(`--config-dir ${displayPath(dir)} ${why}`);
+  }
   for (const name of ['default.toml', `${profile}.toml`, 'local.toml']) {
     const path = join(dir, name);
     const layer = existsSync(path) ? readToml(path, problems) : undefined;

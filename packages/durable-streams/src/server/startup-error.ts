@@ -9,7 +9,7 @@ export type StartupPhase =
 
 const LIKELY: Record<StartupPhase, string> = {
   load_config:
-    'TOML syntax errors, a --config path that does not exist, an unknown or misspelt key or DS_* variable, or a value of the wrong type or out of range',
+    'TOML syntax errors, a --config path or --config-dir that does not exist, an unknown or misspelt key or DS_* variable, or a value of the wrong type or out of range',
   validate_config:
     'transport mode and TLS fields disagree, HTTP versions and ALPN do not match, proxy trust without trusted_proxies, identity header outside mtls, or an invalid address, base path or CIDR',
   check_tls_files: 'a cert, key or client CA path is missing, is a directory, or is not readable',
@@ -18,7 +18,7 @@ const LIKELY: Record<StartupPhase, string> = {
   bind_listener:
     'the address is already in use, the port needs privileges, or the bind target is invalid',
   start_server:
-    'the storage directory is not writable or full, or the storage backend failed to open',
+    'the storage directory is not writable or full, or the storage backend failed to open (PostgreSQL down, or refusing the role, password or database of the URL)',
 };
 
 /** The stable code of each phase's failure, to match on instead of the message. */

@@ -2,6 +2,7 @@
 import { systemClock, type TimerHandle } from '@towerline/core';
 import type pg from 'pg';
 import { StorageError } from './errors.js';
+import { checkPgUrl, errorCode, permanentPgFailure } from './pg-check.js';
 import { storageError } from './pg-io.js';
 import { PgListener, reconnectPolicy } from './pg-listen.js';
 import { LOCK_KEY, schemaSql } from './pg-schema.js';
@@ -32,6 +33,8 @@ export async function openPg(
       'ERR_STORAGE_FAILED',
       'the postgres schema must be lowercase letters, digits and _ (at most 51), starting with a letter or _',
     );
+  const { default: pgLib } = await import('pg');
+  checkPgUrl(pgLib.Client, url);
   const { ResilientPg, ResilientPgPool } = await import('@towerline/pg');
   const setup = async (client: pg.Client) => {
     await client.query(`SET search_path TO "${schema}"`);
@@ -46,6 +49,20 @@ export async function openPg(
   const listener = new PgListener(ResilientPg, url, `ds_${schema}`, options.warn);
   const timeoutMs = options.connectTimeoutMs ?? 15_000;
   let timer: TimerHandle | undefined;
+  let lastError: unknown;
+  let refuse: (error: StorageError) => void = () => {};
+  const refused = new Promise<never>((_, reject) => {
+    refuse = reject;
+  });
+  // A refused connection or a server still starting is waited for; a bad password, an
+  // unknown role or database is not going to change: refused at once.
+  const onFailure = ({ error }: { error: unknown }) => {
+    lastError = error;
+    const why = permanentPgFailure(error);
+    if (why)
+      refuse(new StorageError('ERR_STORAGE_FAILED', `PostgreSQL refused the connection: ${why}`));
+  };
+  for (const c of pool.connections) c.reconnector.events.on('connectFailed', onFailure);
   try {
     const storeId = await Promise.race([
       (async () => {
@@ -60,12 +77,14 @@ export async function openPg(
         );
         return rows[0]!.v;
       })(),
+      refused,
       new Promise<never>((_, reject) => {
-        timer = systemClock.setTimeout(
-          () =>
-            reject(new StorageError('ERR_STORAGE_FAILED', `no PostgreSQL within ${timeoutMs} ms`)),
-          timeoutMs,
-        );
+        timer = systemClock.setTimeout(() => {
+          const last = lastError === undefined ? '' : ` (last error: ${errorCode(lastError)})`;
+          reject(
+            new StorageError('ERR_STORAGE_FAILED', `no PostgreSQL within ${timeoutMs} ms${last}`),
+          );
+        }, timeoutMs);
       }),
     ]);
     const store = new PgStore(pool, listener, table, schema, storeId, now, options.warn);
@@ -76,5 +95,6 @@ export async function openPg(
     throw storageError(error);
   } finally {
     systemClock.clearTimeout(timer);
+    for (const c of pool.connections) c.reconnector.events.off('connectFailed', onFailure);
   }
 }

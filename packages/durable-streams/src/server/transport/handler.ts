@@ -247,7 +247,8 @@ export class StreamHandler {
 
   /**
    * Reads the body of a change whose headers parsed (else refuses it), within the memory
-   * budget (else sheds it) and the stream size limit (else 413), then hands it to `then`.
+   * budget (else sheds it; 413 when it never could fit) and the stream size limit (else 413),
+   * then hands it to `then`.
    */
   #withBody(
     req: IncomingMessage,
@@ -260,12 +261,14 @@ export class StreamHandler {
       this.#refuse(req, res, refused);
       return;
     }
-    const full = this.overload.admitBytes(Number(req.headers['content-length']) || 0);
+    // A body past the whole memory budget can never fit: 413 (by readBody), not "try later".
+    const limit = Math.min(this.#limits.maxStreamBytes ?? Infinity, this.overload.maxBytes);
+    const length = Number(req.headers['content-length']) || 0;
+    const full = length <= limit && this.overload.admitBytes(length);
     if (full) {
       this.#shed(res, full, 'memory');
       return;
     }
-    const limit = this.#limits.maxStreamBytes ?? Number.POSITIVE_INFINITY;
     readBody(req, limit, this.#bodies, (error, body) => {
       if (error) this.#responder.problem(res, error);
       else then(body);

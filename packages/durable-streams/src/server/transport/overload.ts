@@ -84,6 +84,11 @@ export class OverloadGuard {
     return undefined;
   }
 
+  /** The memory budget, bytes: a body larger can never be admitted. */
+  get maxBytes(): number {
+    return this.#o.maxMemoryBytes ?? Number.POSITIVE_INFINITY;
+  }
+
   /** A request that will hold `bytes` more: refused past the memory budget, cache given up first. */
   admitBytes(bytes: number): Problem | undefined {
     const max = this.#o.maxMemoryBytes;
