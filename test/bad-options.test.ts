@@ -305,6 +305,29 @@ describe('numbers given as strings, clocks and codes of the wrong shape', () => 
     ],
     ['retry maxDelay', () => new RetryLayer({ maxDelay: '5' as never }), 'maxDelay'],
     ['retry clock', () => new RetryLayer({ clock: {} as never }), 'clock'],
+    ['timeout clock', () => new TimeoutLayer({ ms: 5, clock: {} as never }), 'clock'],
+    ['timeout ms string', () => new TimeoutLayer({ ms: '200' as never }), 'ms'],
+    [
+      'hedge clock',
+      () => new HedgeLayer({ delayMs: 5, clock: { now: () => 0 } as never }),
+      'clock',
+    ],
+    ['breaker clock', () => new CircuitBreakerLayer({ clock: {} as never }), 'clock'],
+    [
+      'rate-limit key',
+      () =>
+        new RateLimitLayer({ limiter: new TokenBucket({ rate: 1, burst: 1 }), key: 5 as never }),
+      'key',
+    ],
+    [
+      'rate-limit maxWaitMs string',
+      () =>
+        new RateLimitLayer({
+          limiter: new TokenBucket({ rate: 1, burst: 1 }),
+          maxWaitMs: '5' as never,
+        }),
+      'maxWaitMs',
+    ],
     [
       'grpc deadlineMs',
       () => grpcConnector({ client: class {} as never, target: 'x:1', deadlineMs: '5' as never }),

@@ -202,16 +202,17 @@ export function expectOptions(options: unknown, optional: boolean, parameter = '
 
 /**
  * @internal Throws `ERR_INVALID_ARGUMENT` unless `clock` is undefined or has the functions of a
- * `Clock` (`now`, `setTimeout`, `clearTimeout`; `unref` optional): a clock of the wrong shape
- * would otherwise fail only inside the first wait.
+ * `Clock` (`now`, `setTimeout`, `clearTimeout`; `unref` optional; only `now` with `nowOnly`, for
+ * a user that never waits): a clock of the wrong shape would otherwise fail only inside the
+ * first wait.
  */
-export function expectClock(clock: unknown, parameter = 'clock'): void {
+export function expectClock(clock: unknown, parameter = 'clock', nowOnly = false): void {
   if (clock === undefined) return;
   const c = clock as Record<string, unknown> | null;
+  if (typeof c !== 'object' || c === null || typeof c.now !== 'function')
+    invalidArgument(parameter, 'expected a Clock (a now function)');
+  if (nowOnly) return;
   if (
-    typeof c !== 'object' ||
-    c === null ||
-    typeof c.now !== 'function' ||
     typeof c.setTimeout !== 'function' ||
     typeof c.clearTimeout !== 'function' ||
     (c.unref !== undefined && typeof c.unref !== 'function')

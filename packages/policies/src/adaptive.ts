@@ -28,12 +28,32 @@ export interface AimdOptions {
 }
 
 function bounds(initial: number, min: number, max: number): void {
+  for (const [name, value] of [
+    ['initial', initial],
+    ['min', min],
+    ['max', max],
+  ] as const) {
+    if (typeof value !== 'number' || Number.isNaN(value))
+      invalidArgument(name, `expected a number, got ${describeValue(value)}`);
+  }
   if (!(min >= 1 && max >= min && initial >= min && initial <= max)) {
     invalidArgument(
       'limit',
-      `expected 1 <= min <= initial <= max, got ${describeValue(min)}, ${initial}, ${max}`,
+      `expected 1 <= min <= initial <= max, got ${describeValue(min)}, ${describeValue(initial)}, ${describeValue(max)}`,
     );
   }
+}
+
+/** Throws `ERR_INVALID_ARGUMENT` unless `value` is a number for which `ok` holds. */
+function expectNumber(name: string, value: unknown, ok: (n: number) => boolean, expected: string) {
+  if (typeof value !== 'number' || !ok(value))
+    invalidArgument(name, `expected ${expected}, got ${describeValue(value)}`);
+}
+
+/** Throws `ERR_INVALID_ARGUMENT` unless `value` is undefined or a function. */
+function expectFunction(name: string, value: unknown): void {
+  if (value !== undefined && typeof value !== 'function')
+    invalidArgument(name, `expected a function of the limit, got ${describeValue(value)}`);
 }
 
 /**
@@ -52,12 +72,8 @@ export class AimdLimit implements LimitAlgorithm {
     expectOptions(options, true);
     const { initial = 20, min = 1, max = 1000, backoffRatio = 0.9, timeoutMs = 5000 } = options;
     bounds(initial, min, max);
-    if (!(backoffRatio > 0 && backoffRatio < 1)) {
-      invalidArgument(
-        'backoffRatio',
-        `expected a ratio in (0, 1), got ${describeValue(backoffRatio)}`,
-      );
-    }
+    expectNumber('backoffRatio', backoffRatio, (r) => r > 0 && r < 1, 'a ratio in (0, 1)');
+    expectNumber('timeoutMs', timeoutMs, (t) => t > 0, 'ms > 0');
     this.#limit = initial;
     this.#min = min;
     this.#max = max;
@@ -117,11 +133,17 @@ export class Gradient2Limit implements LimitAlgorithm {
     expectOptions(options, true);
     const { initial = 20, min = 1, max = 200, rttTolerance = 1.5, smoothing = 0.2 } = options;
     bounds(initial, min, max);
-    if (!(rttTolerance >= 1))
-      invalidArgument('rttTolerance', `expected >= 1, got ${describeValue(rttTolerance)}`);
-    if (!(smoothing > 0 && smoothing <= 1)) {
-      invalidArgument('smoothing', `expected in (0, 1], got ${describeValue(smoothing)}`);
-    }
+    expectNumber('rttTolerance', rttTolerance, (t) => t >= 1, '>= 1');
+    expectNumber('smoothing', smoothing, (x) => x > 0 && x <= 1, 'a number in (0, 1]');
+    const { longWindow } = options;
+    if (longWindow !== undefined)
+      expectNumber(
+        'longWindow',
+        longWindow,
+        (w) => Number.isInteger(w) && w >= 1,
+        'an integer >= 1',
+      );
+    expectFunction('queueSize', options.queueSize);
     this.#estimate = initial;
     this.#min = min;
     this.#max = max;
@@ -206,6 +228,10 @@ export class VegasLimit implements LimitAlgorithm {
     expectOptions(options, true);
     const { initial = 20, min = 1, max = 1000 } = options;
     bounds(initial, min, max);
+    expectFunction('alpha', options.alpha);
+    expectFunction('beta', options.beta);
+    if (options.probeMultiplier !== undefined)
+      expectNumber('probeMultiplier', options.probeMultiplier, (m) => m >= 1, '>= 1 or Infinity');
     this.#limit = initial;
     this.#min = min;
     this.#max = max;

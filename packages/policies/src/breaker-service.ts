@@ -128,6 +128,11 @@ export class CircuitBreakerService<Req, Res> implements FusableService<Req, Res>
   call(req: Req, ctx?: CallContext): Promise<Res> {
     const b = this.#b;
     if (b.fast && this.#direct) {
+      if (ctx !== undefined) {
+        // A wrong or aborted context is refused here too, not left to the service below.
+        const refused = abortedBeforeStart(ctx);
+        if (refused !== undefined) return refused;
+      }
       let started: Promise<Res>;
       try {
         started = this.#inner.call(req, ctx);

@@ -2,6 +2,7 @@ import {
   type CallContext,
   type Clock,
   describeValue,
+  expectClock,
   expectOptions,
   FixedInterval,
   type IntervalFunction,
@@ -103,6 +104,7 @@ export class CircuitBreakerLayer implements ServiceLayer {
     expectOptions(options.policy, true, 'policy');
     this.#window = failureWindow(options.policy ?? { kind: 'consecutive', threshold: 5 });
     this.#windowNeedsNow = options.policy?.kind === 'time';
+    expectClock(options.clock, 'clock', true);
     this.#clock = options.clock ?? systemClock;
     const probes = options.halfOpenProbes ?? 1;
     if (!(Number.isInteger(probes) && probes >= 1)) {

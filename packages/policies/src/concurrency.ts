@@ -3,6 +3,7 @@ import {
   type CallContext,
   type Clock,
   describeValue,
+  expectClock,
   expectOptions,
   invalidArgument,
   isTowerlineError,
@@ -102,14 +103,17 @@ export class ConcurrencyLimitLayer implements ServiceLayer, Saturable {
       this.#algorithm = limit;
       this.#static = 0;
     }
-    const queue = options.queue ?? 0;
+    const queue = options.queue === undefined ? 0 : options.queue;
     if (!(Number.isInteger(queue) && queue >= 0)) {
       invalidArgument('queue', `expected an integer >= 0, got ${describeValue(queue)}`);
     }
     this.#queueMax = queue;
-    this.#maxWait = options.maxWaitMs ?? Number.POSITIVE_INFINITY;
-    if (!(this.#maxWait >= 0))
+    this.#maxWait = options.maxWaitMs === undefined ? Number.POSITIVE_INFINITY : options.maxWaitMs;
+    if (typeof this.#maxWait !== 'number' || !(this.#maxWait >= 0))
       invalidArgument('maxWaitMs', `expected >= 0, got ${describeValue(this.#maxWait)}`);
+    if (options.isDrop !== undefined && typeof options.isDrop !== 'function')
+      invalidArgument('isDrop', 'expected a function');
+    expectClock(options.clock);
     this.#isDrop = options.isDrop ?? defaultIsDrop;
     this.#clock = options.clock ?? systemClock;
     this.#reported = this.limit;
@@ -118,9 +122,15 @@ export class ConcurrencyLimitLayer implements ServiceLayer, Saturable {
 
   /** The limit in force now (whole calls). */
   get limit(): number {
-    return this.#algorithm === undefined
-      ? this.#static
-      : Math.max(1, Math.floor(this.#algorithm.limit));
+    if (this.#algorithm === undefined) return this.#static;
+    // An algorithm answering NaN (or nothing) must not close every slot: 1 at the least.
+    let limit: number;
+    try {
+      limit = Math.floor(this.#algorithm.limit);
+    } catch {
+      limit = 1;
+    }
+    return limit >= 1 ? limit : 1;
   }
 
   /** Calls in flight now. */
@@ -181,18 +191,34 @@ export class ConcurrencyLimitLayer implements ServiceLayer, Saturable {
     if (algorithm === undefined) return started.then(this.#release, this.#releaseError);
     return started.then(
       (value) => {
-        this.#sample(algorithm, t0, inflight, false);
+        this.#sample(algorithm, t0, inflight, false, undefined);
         return this.#release(value);
       },
       (error: unknown) => {
-        this.#sample(algorithm, t0, inflight, this.#isDrop(error));
+        this.#sample(algorithm, t0, inflight, true, error);
         return this.#releaseError(error);
       },
     );
   }
 
-  #sample(algorithm: LimitAlgorithm, t0: number, inflight: number, dropped: boolean): void {
-    algorithm.sample(this.#clock.now() - t0, inflight, dropped);
+  /**
+   * Tells the algorithm of a finished call. A classifier or
+   * an algorithm that throws is ignored: the caller still gets the call's own outcome and the
+   * slot is freed (a lost slot would hang every queued call).
+   */
+  #sample(
+    algorithm: LimitAlgorithm,
+    t0: number,
+    inflight: number,
+    failed: boolean,
+    error: unknown,
+  ): void {
+    try {
+      const dropped = failed && this.#isDrop(error) === true;
+      algorithm.sample(this.#clock.now() - t0, inflight, dropped);
+    } catch {
+      // See above: the algorithm's failure is not the call's.
+    }
     const limit = this.limit;
     if (limit !== this.#reported) {
       const from = this.#reported;

@@ -1,6 +1,7 @@
 import {
   attemptThrough,
   type CallContext,
+  contextProblem,
   expectOptions,
   type FusableService,
   type FusedPath,
@@ -71,6 +72,9 @@ export class FallbackLayer<Req, Res> {
     return {
       [fused]: own,
       call(req: Req, ctx?: CallContext): Promise<Res> {
+        // A context of the wrong kind is the caller's bug: refused, never answered by the fallback.
+        const problem = contextProblem(ctx);
+        if (problem !== undefined) return Promise.reject(problem);
         if (path !== undefined) return attemptThrough(inner, own, req, RequestContext.from(ctx));
         let started: Promise<Res>;
         try {

@@ -4,6 +4,7 @@ import {
   type CallContext,
   type Clock,
   describeValue,
+  expectClock,
   expectOptions,
   invalidArgument,
   RequestContext,
@@ -97,6 +98,7 @@ export class HedgeLayer implements ServiceLayer {
     this.#percentile = percentile;
     this.#minSamples = options.minSamples ?? 20;
     this.#budget = options.budget ?? new RatioBudget();
+    expectClock(options.clock);
     this.#clock = options.clock ?? systemClock;
     this.events.source = options.name ?? 'hedge';
   }
@@ -123,9 +125,10 @@ export class HedgeLayer implements ServiceLayer {
   wrap<Req, Res>(inner: Service<Req, Res>): Service<Req, Res> {
     return {
       call: (req: Req, ctx?: CallContext) => {
-        if (ctx?.idempotent !== true) return inner.call(req, ctx);
+        if (ctx === undefined) return inner.call(req, ctx);
         const aborted = abortedBeforeStart(ctx);
         if (aborted !== undefined) return aborted;
+        if (ctx.idempotent !== true) return inner.call(req, ctx);
         return this.#hedged(inner, req, RequestContext.from(ctx));
       },
       close: () => inner.close?.() ?? Promise.resolve(),

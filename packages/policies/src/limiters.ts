@@ -1,6 +1,7 @@
 import {
   type Clock,
   describeValue,
+  expectClock,
   expectOptions,
   invalidArgument,
   systemClock,
@@ -71,6 +72,7 @@ export class TokenBucket implements RateLimiter {
 
   constructor(limits: RateLimitSource, options: { clock?: Clock } = {}) {
     this.#limits = source(limits);
+    expectClock(options.clock, 'clock', true);
     this.#clock = options.clock ?? systemClock;
   }
 
@@ -112,6 +114,7 @@ export class Gcra implements RateLimiter {
 
   constructor(limits: RateLimitSource, options: { clock?: Clock } = {}) {
     this.#limits = source(limits);
+    expectClock(options.clock, 'clock', true);
     this.#clock = options.clock ?? systemClock;
   }
 

@@ -1,5 +1,6 @@
 import {
   type CallContext,
+  contextProblem,
   expectOptions,
   invalidArgument,
   type Service,
@@ -55,6 +56,8 @@ export class LoadShedLayer implements ServiceLayer {
     const test = saturated;
     return {
       call: (req: Req, ctx?: CallContext) => {
+        const problem = contextProblem(ctx);
+        if (problem !== undefined) return Promise.reject(problem);
         if (test()) {
           this.events.emit('shed', {});
           return Promise.reject(

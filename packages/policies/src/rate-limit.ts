@@ -3,6 +3,7 @@ import {
   type CallContext,
   type Clock,
   describeValue,
+  expectClock,
   expectOptions,
   invalidArgument,
   type Service,
@@ -85,10 +86,15 @@ export class RateLimitLayer<Req = unknown> implements ServiceLayer {
   constructor(options: RateLimitOptions<Req>) {
     expectOptions(options, false);
     const maxWait = options.maxWaitMs ?? 0;
-    if (!(maxWait >= 0))
+    if (typeof maxWait !== 'number' || !(maxWait >= 0))
       invalidArgument('maxWaitMs', `expected >= 0, got ${describeValue(maxWait)}`);
     if (typeof options.limiter?.acquire !== 'function')
       invalidArgument('limiter', 'expected a RateLimiter');
+    for (const name of ['key', 'permits'] as const) {
+      if (options[name] !== undefined && typeof options[name] !== 'function')
+        invalidArgument(name, 'expected a function of the request');
+    }
+    expectClock(options.clock);
     this.#options = options;
     this.#maxWait = maxWait;
     this.#clock = options.clock ?? systemClock;
@@ -105,10 +111,13 @@ export class RateLimitLayer<Req = unknown> implements ServiceLayer {
       call: (req: R, ctx?: CallContext) => {
         const aborted = abortedBeforeStart(ctx);
         if (aborted !== undefined) return aborted;
-        const key = keyOf?.(req);
-        const permits = permitsOf === undefined ? 1 : permitsOf(req);
+        let key: string | undefined;
+        let permits = 1;
         let wait: number | Promise<number>;
         try {
+          // The user's functions: a throw rejects this call, never escapes `call`.
+          key = keyOf?.(req);
+          if (permitsOf !== undefined) permits = permitsOf(req);
           wait = limiter.acquire(permits, key);
         } catch (error) {
           return Promise.reject(error);

@@ -4,6 +4,7 @@ import {
   type Clock,
   contextual,
   describeValue,
+  expectClock,
   expectOptions,
   invalidArgument,
   isRequestContext,
@@ -243,8 +244,9 @@ export class TimeoutLayer implements ServiceLayer {
   constructor(options: TimeoutOptions) {
     expectOptions(options, false);
     const { ms } = options;
-    if (!(ms > 0) || !Number.isFinite(ms))
+    if (typeof ms !== 'number' || !(ms > 0) || !Number.isFinite(ms))
       invalidArgument('ms', `expected > 0, got ${describeValue(ms)}`);
+    expectClock(options.clock);
     this.ms = ms;
     if (options.mode !== undefined && options.mode !== 'exact' && options.mode !== 'optimistic') {
       invalidArgument('mode', "expected 'exact' or 'optimistic'");
