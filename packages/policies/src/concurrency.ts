@@ -130,6 +130,7 @@ export class ConcurrencyLimitLayer implements ServiceLayer, Saturable {
     } catch {
       limit = 1;
     }
+    // biome-ignore lint/complexity/useMathMinMax: Math.max(1, NaN) is NaN; this is 1.
     return limit >= 1 ? limit : 1;
   }
 
