@@ -1,4 +1,5 @@
 import { describeValue, expectOptions, invalidArgument } from '@towerline/core';
+import { expectFunction, expectNumber } from './check.js';
 
 /**
  * A concurrency limit that learns from each call's latency (Netflix `concurrency-limits`).
@@ -27,33 +28,16 @@ export interface AimdOptions {
   timeoutMs?: number;
 }
 
-function bounds(initial: number, min: number, max: number): void {
-  for (const [name, value] of [
-    ['initial', initial],
-    ['min', min],
-    ['max', max],
-  ] as const) {
-    if (typeof value !== 'number' || Number.isNaN(value))
-      invalidArgument(name, `expected a number, got ${describeValue(value)}`);
-  }
+function bounds(initial: unknown, min: unknown, max: unknown): void {
+  expectNumber('initial', initial, Number.isFinite, 'a finite number');
+  expectNumber('min', min, Number.isFinite, 'a finite number');
+  expectNumber('max', max, Number.isFinite, 'a finite number');
   if (!(min >= 1 && max >= min && initial >= min && initial <= max)) {
     invalidArgument(
       'limit',
       `expected 1 <= min <= initial <= max, got ${describeValue(min)}, ${describeValue(initial)}, ${describeValue(max)}`,
     );
   }
-}
-
-/** Throws `ERR_INVALID_ARGUMENT` unless `value` is a number for which `ok` holds. */
-function expectNumber(name: string, value: unknown, ok: (n: number) => boolean, expected: string) {
-  if (typeof value !== 'number' || !ok(value))
-    invalidArgument(name, `expected ${expected}, got ${describeValue(value)}`);
-}
-
-/** Throws `ERR_INVALID_ARGUMENT` unless `value` is undefined or a function. */
-function expectFunction(name: string, value: unknown): void {
-  if (value !== undefined && typeof value !== 'function')
-    invalidArgument(name, `expected a function of the limit, got ${describeValue(value)}`);
 }
 
 /**
@@ -133,7 +117,12 @@ export class Gradient2Limit implements LimitAlgorithm {
     expectOptions(options, true);
     const { initial = 20, min = 1, max = 200, rttTolerance = 1.5, smoothing = 0.2 } = options;
     bounds(initial, min, max);
-    expectNumber('rttTolerance', rttTolerance, (t) => t >= 1, '>= 1');
+    expectNumber(
+      'rttTolerance',
+      rttTolerance,
+      (t) => t >= 1 && t < Number.POSITIVE_INFINITY,
+      'a finite number >= 1',
+    );
     expectNumber('smoothing', smoothing, (x) => x > 0 && x <= 1, 'a number in (0, 1]');
     const { longWindow } = options;
     if (longWindow !== undefined)
@@ -143,7 +132,7 @@ export class Gradient2Limit implements LimitAlgorithm {
         (w) => Number.isInteger(w) && w >= 1,
         'an integer >= 1',
       );
-    expectFunction('queueSize', options.queueSize);
+    expectFunction('queueSize', options.queueSize, 'a function of the limit');
     this.#estimate = initial;
     this.#min = min;
     this.#max = max;
@@ -173,7 +162,10 @@ export class Gradient2Limit implements LimitAlgorithm {
     // Application-limited: too few calls in flight to say anything about the limit.
     if (inflight < estimate / 2) return;
     const gradient = Math.max(0.5, Math.min(1, (this.#tolerance * this.#long) / rttMs));
-    let next = estimate * gradient + this.#queueSize(estimate);
+    const headroom = this.#queueSize(estimate);
+    // A headroom that is not a number (NaN, a string) would make the estimate NaN for good.
+    if (typeof headroom !== 'number' || !(headroom >= 0)) return;
+    let next = estimate * gradient + headroom;
     next = estimate * (1 - this.#smoothing) + next * this.#smoothing;
     this.#estimate = Math.max(this.#min, Math.min(this.#max, next));
   }
@@ -228,8 +220,8 @@ export class VegasLimit implements LimitAlgorithm {
     expectOptions(options, true);
     const { initial = 20, min = 1, max = 1000 } = options;
     bounds(initial, min, max);
-    expectFunction('alpha', options.alpha);
-    expectFunction('beta', options.beta);
+    expectFunction('alpha', options.alpha, 'a function of the limit');
+    expectFunction('beta', options.beta, 'a function of the limit');
     if (options.probeMultiplier !== undefined)
       expectNumber('probeMultiplier', options.probeMultiplier, (m) => m >= 1, '>= 1 or Infinity');
     this.#limit = initial;

@@ -1,4 +1,5 @@
 import { describeValue, invalidArgument } from '@towerline/core';
+import { expectNumber } from './check.js';
 
 /**
  * When a closed breaker opens (resilience4j's sliding windows; cockatiel's consecutive and
@@ -38,8 +39,7 @@ const FAIL = 1;
 const SLOW = 2;
 
 function checkRate(name: string, v: number | undefined): void {
-  if (v !== undefined && !(v > 0 && v <= 1))
-    invalidArgument(name, `expected a rate in (0, 1], got ${describeValue(v)}`);
+  if (v !== undefined) expectNumber(name, v, (r) => r > 0 && r <= 1, 'a rate in (0, 1]');
 }
 
 class Consecutive implements FailureWindow {
@@ -72,6 +72,15 @@ abstract class RateWindow implements FailureWindow {
   constructor(t: RateThresholds, defaultMinimum: number) {
     checkRate('failureRateThreshold', t.failureRateThreshold);
     checkRate('slowCallRateThreshold', t.slowCallRateThreshold);
+    if (t.slowCallDurationMs !== undefined)
+      expectNumber('slowCallDurationMs', t.slowCallDurationMs, (ms) => ms >= 0, 'ms >= 0');
+    if (t.minimumCalls !== undefined)
+      expectNumber(
+        'minimumCalls',
+        t.minimumCalls,
+        (n) => Number.isInteger(n) && n >= 1,
+        'an integer >= 1',
+      );
     this.#failureRate = t.failureRateThreshold ?? 0.5;
     this.#slowRate = t.slowCallRateThreshold ?? Number.POSITIVE_INFINITY;
     this.#slowMs = t.slowCallDurationMs ?? Number.POSITIVE_INFINITY;

@@ -25,6 +25,7 @@ import {
 } from './breaker-machine.js';
 import { CircuitBreakerService, FAILED, IGNORED, OK } from './breaker-service.js';
 import { type BreakerPolicy, type FailureWindow, failureWindow } from './breaker-window.js';
+import { expectFunction, expectName } from './check.js';
 import { ObservedEmitter } from './observed-emitter.js';
 
 /** Events of a {@link CircuitBreakerLayer}. */
@@ -106,16 +107,26 @@ export class CircuitBreakerLayer implements ServiceLayer {
     this.#windowNeedsNow = options.policy?.kind === 'time';
     expectClock(options.clock, 'clock', true);
     this.#clock = options.clock ?? systemClock;
-    const probes = options.halfOpenProbes ?? 1;
+    const probes = options.halfOpenProbes === undefined ? 1 : options.halfOpenProbes;
     if (!(Number.isInteger(probes) && probes >= 1)) {
       invalidArgument('halfOpenProbes', `expected an integer >= 1, got ${describeValue(probes)}`);
     }
     this.#probes = probes;
-    const openMs = options.openMs ?? DEFAULT_OPEN_MS;
-    if (typeof openMs === 'number' ? !(openMs >= 0) : typeof openMs?.next !== 'function') {
-      invalidArgument('openMs', 'expected a number >= 0 or an IntervalFunction');
+    const openMs = options.openMs === undefined ? DEFAULT_OPEN_MS : options.openMs;
+    if (
+      typeof openMs === 'number'
+        ? !(openMs >= 0 && openMs < Number.POSITIVE_INFINITY)
+        : typeof openMs?.next !== 'function'
+    ) {
+      invalidArgument(
+        'openMs',
+        `expected a finite number >= 0 or an IntervalFunction, got ${describeValue(openMs)}`,
+      );
     }
     this.#openMs = typeof openMs === 'number' ? new FixedInterval(openMs) : openMs;
+    expectFunction('isFailure', options.isFailure);
+    expectFunction('probeGate', options.probeGate);
+    expectName(options.name);
     this.#isFailure = options.isFailure;
     this.#gate = options.probeGate;
     this.events = new ObservedEmitter<BreakerEvents>(

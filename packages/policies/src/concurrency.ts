@@ -13,8 +13,10 @@ import {
   type TimerHandle,
   TowerlineError,
   TypedEmitter,
+  warnListenerError,
 } from '@towerline/core';
 import type { LimitAlgorithm } from './adaptive.js';
+import { expectName } from './check.js';
 
 export type ConcurrencyEvents = {
   /** A call was refused with `ERR_CONCURRENCY_LIMIT`. */
@@ -117,6 +119,7 @@ export class ConcurrencyLimitLayer implements ServiceLayer, Saturable {
     this.#isDrop = options.isDrop ?? defaultIsDrop;
     this.#clock = options.clock ?? systemClock;
     this.#reported = this.limit;
+    expectName(options.name);
     this.events.source = options.name ?? 'concurrency';
   }
 
@@ -182,9 +185,11 @@ export class ConcurrencyLimitLayer implements ServiceLayer, Saturable {
   #run<Req, Res>(inner: Service<Req, Res>, req: Req, ctx: CallContext | undefined): Promise<Res> {
     let started: Promise<Res>;
     const algorithm = this.#algorithm;
-    const t0 = algorithm === undefined ? 0 : this.#clock.now();
+    let t0 = 0;
     const inflight = this.#inflight;
     try {
+      // A user's clock that throws fails this call, never keeps its slot.
+      if (algorithm !== undefined) t0 = this.#clock.now();
       started = inner.call(req, ctx);
     } catch (error) {
       started = Promise.reject(error);
@@ -203,9 +208,10 @@ export class ConcurrencyLimitLayer implements ServiceLayer, Saturable {
   }
 
   /**
-   * Tells the algorithm of a finished call. A classifier or
-   * an algorithm that throws is ignored: the caller still gets the call's own outcome and the
-   * slot is freed (a lost slot would hang every queued call).
+   * Tells the algorithm of a finished call. A drop classifier, a clock or an algorithm that
+   * throws is reported as a throwing listener is (`warnListenerError`), never the call's
+   * outcome: the caller still gets the inner answer and the slot is freed (a lost slot would
+   * hang every queued call). A throwing classifier says "not a drop".
    */
   #sample(
     algorithm: LimitAlgorithm,
@@ -214,11 +220,18 @@ export class ConcurrencyLimitLayer implements ServiceLayer, Saturable {
     failed: boolean,
     error: unknown,
   ): void {
+    let dropped = false;
+    if (failed) {
+      try {
+        dropped = this.#isDrop(error) === true;
+      } catch (thrown) {
+        warnListenerError({ event: 'isDrop', error: thrown });
+      }
+    }
     try {
-      const dropped = failed && this.#isDrop(error) === true;
       algorithm.sample(this.#clock.now() - t0, inflight, dropped);
-    } catch {
-      // See above: the algorithm's failure is not the call's.
+    } catch (thrown) {
+      warnListenerError({ event: 'sample', error: thrown });
     }
     const limit = this.limit;
     if (limit !== this.#reported) {

@@ -12,6 +12,7 @@ import {
   type Service,
   TypedEmitter,
 } from '@towerline/core';
+import { expectName } from './check.js';
 
 export type FallbackEvents = { fallback: { error: unknown } };
 
@@ -44,6 +45,7 @@ export class FallbackLayer<Req, Res> {
       invalidArgument('handle', 'expected a function');
     }
     this.#options = options;
+    expectName(options.name);
     this.events.source = options.name ?? 'fallback';
   }
 

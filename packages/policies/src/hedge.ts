@@ -14,6 +14,7 @@ import {
   type TimerHandle,
   TypedEmitter,
 } from '@towerline/core';
+import { expectName, expectNumber } from './check.js';
 
 export type HedgeEvents = {
   /** A second attempt started after `delayMs`. */
@@ -86,8 +87,8 @@ export class HedgeLayer implements ServiceLayer {
     if (delayMs === undefined && percentile === undefined) {
       invalidArgument('delayMs', 'expected delayMs or percentile');
     }
-    if (delayMs !== undefined && !(typeof delayMs === 'number' && delayMs >= 0))
-      invalidArgument('delayMs', `expected >= 0, got ${describeValue(delayMs)}`);
+    if (delayMs !== undefined)
+      expectNumber('delayMs', delayMs, (d) => d >= 0 && d < Number.POSITIVE_INFINITY, 'ms >= 0');
     if (
       percentile !== undefined &&
       !(typeof percentile === 'number' && percentile > 0 && percentile < 1)
@@ -96,8 +97,24 @@ export class HedgeLayer implements ServiceLayer {
     }
     this.#delayMs = delayMs;
     this.#percentile = percentile;
-    this.#minSamples = options.minSamples ?? 20;
-    this.#budget = options.budget ?? new RatioBudget();
+    const { minSamples = 20, budget } = options;
+    expectNumber('minSamples', minSamples, (n) => Number.isInteger(n) && n >= 1, 'an integer >= 1');
+    this.#minSamples = minSamples;
+    if (
+      budget !== undefined &&
+      (typeof budget !== 'object' ||
+        budget === null ||
+        typeof budget.withdraw !== 'function' ||
+        ((budget as { deposit?: unknown }).deposit !== undefined &&
+          typeof (budget as { deposit?: unknown }).deposit !== 'function'))
+    ) {
+      invalidArgument(
+        'budget',
+        `expected an AttemptBudget (a withdraw function), got ${describeValue(budget)}`,
+      );
+    }
+    this.#budget = budget ?? new RatioBudget();
+    expectName(options.name);
     expectClock(options.clock);
     this.#clock = options.clock ?? systemClock;
     this.events.source = options.name ?? 'hedge';

@@ -34,10 +34,16 @@ function check(limits: RateLimits): void {
 function source(limits: RateLimitSource): () => RateLimits {
   if (typeof limits === 'function') return limits;
   expectOptions(limits, false, 'limits');
-  if (!(limits.rate > 0) || !Number.isFinite(limits.rate) || !(limits.burst >= 1)) {
+  const { rate, burst } = limits;
+  if (
+    typeof rate !== 'number' ||
+    !(rate > 0 && rate < Number.POSITIVE_INFINITY) ||
+    typeof burst !== 'number' ||
+    !(burst >= 1 && burst < Number.POSITIVE_INFINITY)
+  ) {
     invalidArgument(
       'limits',
-      `expected rate > 0 and burst >= 1, got ${describeValue(limits.rate)}/${describeValue(limits.burst)}`,
+      `expected finite numbers rate > 0 and burst >= 1, got ${describeValue(rate)}/${describeValue(burst)}`,
     );
   }
   return () => limits;
@@ -72,6 +78,7 @@ export class TokenBucket implements RateLimiter {
 
   constructor(limits: RateLimitSource, options: { clock?: Clock } = {}) {
     this.#limits = source(limits);
+    expectOptions(options, true);
     expectClock(options.clock, 'clock', true);
     this.#clock = options.clock ?? systemClock;
   }
@@ -114,6 +121,7 @@ export class Gcra implements RateLimiter {
 
   constructor(limits: RateLimitSource, options: { clock?: Clock } = {}) {
     this.#limits = source(limits);
+    expectOptions(options, true);
     expectClock(options.clock, 'clock', true);
     this.#clock = options.clock ?? systemClock;
   }

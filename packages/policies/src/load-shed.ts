@@ -8,6 +8,7 @@ import {
   TowerlineError,
   TypedEmitter,
 } from '@towerline/core';
+import { expectName } from './check.js';
 import type { Saturable } from './concurrency.js';
 
 export type LoadShedEvents = { shed: { inflight?: number } };
@@ -42,6 +43,7 @@ export class LoadShedLayer implements ServiceLayer {
       invalidArgument('saturated', 'expected a function');
     }
     this.#saturated = options.saturated;
+    expectName(options.name);
     this.events.source = options.name ?? 'load-shed';
   }
 

@@ -13,6 +13,7 @@ import {
   TowerlineError,
   TypedEmitter,
 } from '@towerline/core';
+import { expectName } from './check.js';
 
 /**
  * Where a {@link RateLimitLayer} gets its permits: a local {@link TokenBucket} or {@link Gcra},
@@ -85,7 +86,7 @@ export class RateLimitLayer<Req = unknown> implements ServiceLayer {
 
   constructor(options: RateLimitOptions<Req>) {
     expectOptions(options, false);
-    const maxWait = options.maxWaitMs ?? 0;
+    const maxWait = options.maxWaitMs === undefined ? 0 : options.maxWaitMs;
     if (typeof maxWait !== 'number' || !(maxWait >= 0))
       invalidArgument('maxWaitMs', `expected >= 0, got ${describeValue(maxWait)}`);
     if (typeof options.limiter?.acquire !== 'function')
@@ -98,6 +99,7 @@ export class RateLimitLayer<Req = unknown> implements ServiceLayer {
     this.#options = options;
     this.#maxWait = maxWait;
     this.#clock = options.clock ?? systemClock;
+    expectName(options.name);
     this.events.source = options.name ?? 'rate-limit';
   }
 

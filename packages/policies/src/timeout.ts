@@ -17,6 +17,7 @@ import {
   TypedEmitter,
   usesRequestContext,
 } from '@towerline/core';
+import { expectName } from './check.js';
 import { DeadlineQueue, type DeadlineWindow } from './deadline-queue.js';
 
 /** Payload of the `timeout` event: calls rejected because their deadline passed. */
@@ -252,6 +253,7 @@ export class TimeoutLayer implements ServiceLayer {
       invalidArgument('mode', "expected 'exact' or 'optimistic'");
     }
     this.#optimistic = options.mode === 'optimistic';
+    expectName(options.name);
     this.events.source = options.name ?? 'timeout';
     this.#queue = new DeadlineQueue(options.clock ?? systemClock, ms, !this.#optimistic, (calls) =>
       this.events.emit('timeout', { timeoutMs: ms, calls }),
