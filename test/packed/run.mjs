@@ -136,6 +136,9 @@ const installed = run(
     `@types/node@${rootPkg.devDependencies['@types/node']}`,
     // A TypeScript user of @towerline/pg installs pg's types (an optional peer).
     `@types/pg@${rootPkg.devDependencies['@types/pg']}`,
+    // ioredis 6.1's declarations import `redis-errors`, whose types it does not depend on: a
+    // TypeScript user of ioredis 6.1 installs them (README, @towerline/ioredis).
+    '@types/redis-errors@1.2.3',
     '--no-audit',
     '--no-fund',
   ],
