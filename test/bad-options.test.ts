@@ -333,6 +333,34 @@ describe('numbers given as strings, clocks and codes of the wrong shape', () => 
       () => grpcConnector({ client: class {} as never, target: 'x:1', deadlineMs: '5' as never }),
       'deadlineMs',
     ],
+    [
+      'fleet breaker window of infinite length (a Redis script loop)',
+      () =>
+        new SharedBreaker({ redis: {} as never, name: 'b', windowMs: Number.POSITIVE_INFINITY }),
+      'windowMs',
+    ],
+    [
+      'fleet breaker probe interval 0',
+      () => new SharedBreaker({ redis: {} as never, name: 'b', probeIntervalMs: 0 }),
+      'probeIntervalMs',
+    ],
+    [
+      'fleet breaker minimumRequests NaN',
+      () => new SharedBreaker({ redis: {} as never, name: 'b', minimumRequests: Number.NaN }),
+      'minimumRequests',
+    ],
+    [
+      'fleet rate limit whenUnavailable',
+      () =>
+        new FleetRateLimiter({
+          redis: {} as never,
+          name: 'r',
+          limit: 10,
+          expectedReplicas: 1,
+          whenUnavailable: 'bogus' as never,
+        }),
+      'whenUnavailable',
+    ],
     ['grpcRetry codes', () => grpcRetry({ codes: 14 as never }), 'codes'],
     ['grpcRetry code', () => grpcRetry({ codes: ['UNAVAILABLE'] as never }), 'codes'],
     ['parseRetryAfter number', () => parseRetryAfter(120 as never), 'value'],
@@ -340,5 +368,25 @@ describe('numbers given as strings, clocks and codes of the wrong shape', () => 
   ];
   it.each(cases)('%s', (_name, make, parameter) => {
     expect(refusal(make, undefined).parameter).toBe(parameter);
+  });
+});
+
+describe('a fleet rate limit asked for more than its burst', () => {
+  it('answers Infinity (never possible), as the local GcraLimiter does, without asking Redis', () => {
+    const redis = {
+      call: () => {
+        throw new Error('Redis must not be asked');
+      },
+    };
+    const limiter = new FleetRateLimiter({
+      redis: redis as never,
+      name: 'over-burst',
+      limit: 10,
+      burst: 5,
+      expectedReplicas: 1,
+    });
+    expect(limiter.acquire(6, undefined)).toBe(Number.POSITIVE_INFINITY);
+    expect(refusal(() => limiter.acquire(-1, undefined), undefined).parameter).toBe('permits');
+    expect(refusal(() => limiter.acquire(1, {} as never), undefined).parameter).toBe('key');
   });
 });

@@ -5,19 +5,33 @@ export class StreamHttpError extends Error {
   override readonly name = 'StreamHttpError';
   /** `HTTP_<status>`, so logs and metrics name it without quoting the body. */
   readonly code: string;
+  /** The URL without credentials or query (a token may ride in either). */
+  readonly url: string;
   constructor(
     readonly status: number,
-    readonly url: string,
+    url: string,
     /** The server's `Retry-After`, in ms, when it sent one. */
     readonly retryAfterMs: number | undefined,
   ) {
-    super(`HTTP ${status} from ${url}`);
+    super(`HTTP ${status} from ${shownUrl(url)}`);
+    this.url = shownUrl(url);
     this.code = `HTTP_${status}`;
   }
 
   /** 5xx, 408 and 429 may pass; other 4xx (404, 400, 409, 410) will not change on a retry. */
   get transient(): boolean {
     return this.status >= 500 || this.status === 408 || this.status === 429;
+  }
+}
+
+/** `url` as an error may show it: no user, password or query string (tokens ride there). */
+export function shownUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    const query = u.search === '' ? '' : '?…';
+    return `${u.protocol}//${u.host}${u.pathname}${query}`;
+  } catch {
+    return '(an invalid URL)';
   }
 }
 

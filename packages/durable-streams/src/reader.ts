@@ -1,4 +1,9 @@
-import { type IntervalFunction, invalidArgument, type TypedEmitter } from '@towerline/core';
+import {
+  expectSignal,
+  type IntervalFunction,
+  invalidArgument,
+  type TypedEmitter,
+} from '@towerline/core';
 import {
   defaultReconnectPolicy,
   type ReconnectorEvents,
@@ -45,6 +50,38 @@ export interface FollowedStream extends AsyncIterable<StreamBatch> {
 }
 
 const bool = (v: string | null) => v?.toLowerCase() === 'true';
+
+/** Handed by `read` to the loop that iterates: a `live: false` reader has caught up. */
+const CAUGHT_UP = Object.freeze({}) as StreamBatch;
+
+const protocolError = (message: string) =>
+  Object.assign(new Error(message), { code: 'ERR_PROTOCOL' });
+
+/** An SSE `control` event's fields, checked (a proxy or a broken server may send anything). */
+function parseControl(data: string): {
+  streamNextOffset: string;
+  streamCursor?: string;
+  upToDate?: boolean;
+  streamClosed?: boolean;
+} {
+  let control: unknown;
+  try {
+    control = JSON.parse(data);
+  } catch {
+    throw protocolError('an SSE control event that is not JSON');
+  }
+  const c = control as { streamNextOffset?: unknown; streamCursor?: unknown } | null;
+  if (
+    typeof c !== 'object' ||
+    c === null ||
+    typeof c.streamNextOffset !== 'string' ||
+    c.streamNextOffset === ''
+  )
+    throw protocolError('an SSE control event without streamNextOffset');
+  if (c.streamCursor !== undefined && typeof c.streamCursor !== 'string')
+    throw protocolError('an SSE control event with a streamCursor that is not a string');
+  return control as ReturnType<typeof parseControl>;
+}
 
 function withRetryAfter(policy: IntervalFunction): IntervalFunction {
   return {
@@ -107,8 +144,13 @@ async function* sseEvents(
 export function followStream(url: string, options: FollowOptions = {}): FollowedStream {
   if (typeof url !== 'string' || !/^https?:\/\//.test(url))
     invalidArgument('url', 'expected an http(s) URL');
+  if (options.fetch !== undefined && typeof options.fetch !== 'function')
+    invalidArgument('fetch', 'expected a fetch function');
+  const signal = expectSignal(options.signal, 'signal');
   const doFetch = options.fetch ?? fetch;
   const live = options.live ?? 'long-poll';
+  if (live !== 'long-poll' && live !== 'sse' && live !== false)
+    invalidArgument('live', "expected 'long-poll', 'sse' or false");
   let offset = options.offset ?? '-1';
   let cursor: string | undefined;
 
@@ -151,7 +193,10 @@ export function followStream(url: string, options: FollowOptions = {}): Followed
       // Handed out (the consumer asked for more): a rebuild resumes after it.
       offset = next;
       if (batch.closed) return;
-      if (live === false && batch.upToDate) return;
+      if (live === false && batch.upToDate) {
+        yield CAUGHT_UP;
+        return;
+      }
     }
   }
 
@@ -171,12 +216,7 @@ export function followStream(url: string, options: FollowOptions = {}): Followed
             : new TextEncoder().encode(data),
         );
       } else if (event === 'control') {
-        const control = JSON.parse(data) as {
-          streamNextOffset: string;
-          streamCursor?: string;
-          upToDate?: boolean;
-          streamClosed?: boolean;
-        };
+        const control = parseControl(data);
         cursor = control.streamCursor ?? cursor;
         const joined = Buffer.concat(pending);
         pending = [];
@@ -202,20 +242,25 @@ export function followStream(url: string, options: FollowOptions = {}): Followed
     retryOn: isTransient,
     ...(options.maxAttempts !== undefined ? { maxAttempts: options.maxAttempts } : {}),
   });
-  options.signal?.addEventListener('abort', () => void supervised.close(), { once: true });
+  const onAbort = () => void supervised.close();
+  signal?.addEventListener('abort', onAbort, { once: true });
 
   async function* iterate(): AsyncGenerator<StreamBatch> {
     try {
+      // Aborted before the first read: no request goes out.
+      signal?.throwIfAborted();
       for await (const batch of supervised) {
+        if (batch === CAUGHT_UP) return;
         yield batch;
         if (batch.closed) return;
       }
-      options.signal?.throwIfAborted();
+      signal?.throwIfAborted();
     } catch (error) {
       // A final HTTP answer surfaces as itself, not wrapped in the give-up.
       const cause = (error as { cause?: unknown }).cause;
       throw cause instanceof StreamHttpError && !cause.transient ? cause : error;
     } finally {
+      signal?.removeEventListener('abort', onAbort);
       await supervised.close();
     }
   }
@@ -226,7 +271,10 @@ export function followStream(url: string, options: FollowOptions = {}): Followed
     get offset() {
       return offset;
     },
-    close: () => supervised.close(),
+    close: () => {
+      signal?.removeEventListener('abort', onAbort);
+      return supervised.close();
+    },
     [Symbol.asyncIterator]: () => iterator,
   };
 }

@@ -49,10 +49,15 @@ export function tlsFetch(tls: ConnectionOptions | (() => ConnectionOptions) = {}
       });
       const signal = init.signal;
       const onAbort = () => req.destroy(signal?.reason ?? new Error('aborted'));
-      if (signal?.aborted) return onAbort();
+      // Listened to first: destroying the request (an abort) emits 'error' at once.
+      req.once('error', reject);
+      if (signal?.aborted) {
+        reject(signal.reason);
+        req.destroy(signal.reason);
+        return;
+      }
       signal?.addEventListener('abort', onAbort, { once: true });
       req.once('close', () => signal?.removeEventListener('abort', onAbort));
-      req.once('error', reject);
       req.end(body);
     });
 }

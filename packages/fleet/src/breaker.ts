@@ -59,6 +59,9 @@ export type SharedBreakerEvents = FleetEvents & {
  * shared.attach(breaker);
  * ```
  */
+/** The most window slots a breaker sums per decision (one Redis script loop). */
+const MAX_SLOTS = 1_200;
+
 export class SharedBreaker {
   readonly name: string;
   readonly #link: RedisLink;
@@ -84,19 +87,40 @@ export class SharedBreaker {
     if (typeof name !== 'string' || name === '') invalidArgument('name', 'expected a name');
     this.name = name;
     this.#threshold = options.failureRateThreshold ?? 0.5;
-    if (!(this.#threshold > 0 && this.#threshold <= 1))
+    if (typeof this.#threshold !== 'number' || !(this.#threshold > 0 && this.#threshold <= 1))
       invalidArgument(
         'failureRateThreshold',
         `expected (0, 1], got ${describeValue(this.#threshold)}`,
       );
     this.#minimum = options.minimumRequests ?? 20;
+    if (!(Number.isInteger(this.#minimum) && this.#minimum >= 1))
+      invalidArgument(
+        'minimumRequests',
+        `expected an integer >= 1, got ${describeValue(this.#minimum)}`,
+      );
+    // The window is summed slot by slot inside Redis, in one script every instance waits on:
+    // bounded, so that no option can make that loop long (an Infinity once never ended).
     const windowMs = options.windowMs ?? 10_000;
+    if (typeof windowMs !== 'number' || !(windowMs >= 1_000 && windowMs <= 600_000))
+      invalidArgument('windowMs', `expected 1000..600000 ms, got ${describeValue(windowMs)}`);
     this.#slotMs = options.flushMs ?? 500;
-    if (!(this.#slotMs >= 10 && this.#slotMs <= windowMs))
+    if (typeof this.#slotMs !== 'number' || !(this.#slotMs >= 10 && this.#slotMs <= windowMs))
       invalidArgument('flushMs', `expected 10..windowMs ms, got ${describeValue(this.#slotMs)}`);
     this.#slots = Math.max(1, Math.round(windowMs / this.#slotMs));
+    if (this.#slots > MAX_SLOTS)
+      invalidArgument(
+        'flushMs',
+        `expected at most ${MAX_SLOTS} slots per window (windowMs / flushMs)`,
+      );
     this.#openMs = options.openMs ?? 10_000;
     this.#probeMs = options.probeIntervalMs ?? 1_000;
+    for (const [field, ms] of [
+      ['openMs', this.#openMs],
+      ['probeIntervalMs', this.#probeMs],
+    ] as const) {
+      if (typeof ms !== 'number' || !(ms >= 1 && ms <= 86_400_000))
+        invalidArgument(field, `expected 1..86400000 ms, got ${describeValue(ms)}`);
+    }
     const base = `towerline:breaker:{${name}}`;
     this.#keys = { window: `${base}:w`, open: `${base}:open`, probe: `${base}:probe` };
     this.#link = new RedisLink(name, options, 'towerline:fleet:breaker');

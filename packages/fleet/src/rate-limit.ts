@@ -47,6 +47,7 @@ export class FleetRateLimiter implements RateLimiter {
   readonly #mode: 'local' | 'open' | 'closed';
   readonly #blocked = new Map<string, number>();
   readonly #periodMs: number;
+  readonly #burst: number;
 
   constructor(options: FleetRateLimiterOptions) {
     expectOptions(options, false);
@@ -62,6 +63,7 @@ export class FleetRateLimiter implements RateLimiter {
     this.#interval = String(interval);
     this.#tolerance = String(tolerance);
     this.#periodMs = periodMs;
+    this.#burst = burst;
     this.#link = new RedisLink(name, options, 'towerline:fleet:rate-limit');
     this.#local = new GcraLimiter({
       limit: limit / expectedReplicas,
@@ -69,7 +71,10 @@ export class FleetRateLimiter implements RateLimiter {
       burst: Math.max(1, burst / expectedReplicas),
       clock: this.#link.clock,
     });
-    this.#mode = options.whenUnavailable ?? 'local';
+    const mode = options.whenUnavailable ?? 'local';
+    if (mode !== 'local' && mode !== 'open' && mode !== 'closed')
+      invalidArgument('whenUnavailable', "expected 'local', 'open' or 'closed'");
+    this.#mode = mode;
   }
 
   /** `fallback` and `recovered`. */
@@ -84,6 +89,12 @@ export class FleetRateLimiter implements RateLimiter {
 
   /** Takes `permits` (default 1) for `key`; 0 when taken, else ms until they may be. */
   acquire(permits = 1, key: string | undefined = undefined): number | Promise<number> {
+    if (typeof permits !== 'number' || !(permits > 0) || !Number.isFinite(permits))
+      invalidArgument('permits', `expected a finite number > 0, got ${describeValue(permits)}`);
+    if (key !== undefined && typeof key !== 'string')
+      invalidArgument('key', `expected a string or undefined, got ${describeValue(key)}`);
+    // More than the burst is never granted: no wait makes it possible (as GcraLimiter says).
+    if (permits > this.#burst) return Number.POSITIVE_INFINITY;
     const k = key ?? '';
     const until = this.#blocked.get(k);
     if (until !== undefined) {
