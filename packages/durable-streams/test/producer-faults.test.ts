@@ -6,7 +6,6 @@
  * `Stream-Next-Offset`) is an `ERR_PROTOCOL` failure, not a success.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DurableStreamTestServer } from '@durable-streams/server';
@@ -14,6 +13,7 @@ import { backoff } from '@towerline/core';
 import { createProducer, loadConfig, startApp } from '@towerline/durable-streams';
 import { freePort } from '@towerline/testing';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { hostile } from './support/hostile-server.js';
 
 const root = mkdtempSync(join(tmpdir(), 'towerline-ds-producer-faults-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -21,6 +21,8 @@ const closers: Array<() => unknown> = [];
 afterEach(async () => {
   for (const c of closers.splice(0).reverse()) await c();
 });
+/** A local server of the test's, answering with `handler`: see support/hostile-server. */
+const serve = (handler: Parameters<typeof hostile>[0]) => hostile(handler, closers);
 const quiet = () => {};
 const short = { maxAttempts: 3, backoff: backoff.fixed(20) };
 
@@ -151,29 +153,9 @@ describe('an append that finally failed does not wedge the producer', () => {
   });
 });
 
-/** A local server answering every request with `handler`; counts requests. */
-async function hostile(handler: (req: IncomingMessage, res: ServerResponse) => void) {
-  const seen = { requests: 0 };
-  const server: Server = createServer((req, res) => {
-    seen.requests++;
-    req.resume();
-    handler(req, res);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  closers.push(
-    () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  );
-  const { port } = server.address() as { port: number };
-  return { base: `http://127.0.0.1:${port}`, seen };
-}
-
 describe('a 2xx that is no acknowledgement', () => {
   it('200 text/html (a proxy page): ERR_PROTOCOL, not a success', async () => {
-    const { base, seen } = await hostile((_req, res) => {
+    const { base, seen } = await serve((_req, res) => {
       res.writeHead(200, { 'content-type': 'text/html' });
       res.end('<html><body>Welcome to the hotel Wi-Fi</body></html>');
     });
@@ -185,7 +167,7 @@ describe('a 2xx that is no acknowledgement', () => {
   });
 
   it('204 without Stream-Next-Offset: ERR_PROTOCOL, not a success', async () => {
-    const { base, seen } = await hostile((_req, res) => {
+    const { base, seen } = await serve((_req, res) => {
       res.writeHead(204);
       res.end();
     });

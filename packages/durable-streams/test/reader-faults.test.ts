@@ -5,16 +5,18 @@
  * (not a batch with an undefined offset), errors never show the URL's credentials or query,
  * and tlsFetch with an aborted signal rejects instead of crashing the process.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { DurableStreamTestServer } from '@durable-streams/server';
 import { backoff } from '@towerline/core';
 import { followStream, type StreamBatch, tlsFetch } from '@towerline/durable-streams';
 import { afterEach, describe, expect, it } from 'vitest';
+import { hostile } from './support/hostile-server.js';
 
 const closers: Array<() => unknown> = [];
 afterEach(async () => {
   for (const c of closers.splice(0).reverse()) await c();
 });
+/** A local server of the test's, answering with `handler`: see support/hostile-server. */
+const serve = (handler: Parameters<typeof hostile>[0]) => hostile(handler, closers);
 const fast = backoff.fixed(10);
 
 async function reference() {
@@ -32,25 +34,6 @@ async function reference() {
     body: 'one;',
   });
   return `${server.url}/v1/stream/a`;
-}
-
-/** A local server answering every request with `handler`; counts requests. */
-async function hostile(handler: (req: IncomingMessage, res: ServerResponse) => void) {
-  const seen = { requests: 0 };
-  const server: Server = createServer((req, res) => {
-    seen.requests++;
-    handler(req, res);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  closers.push(
-    () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  );
-  const { port } = server.address() as { port: number };
-  return { base: `http://127.0.0.1:${port}`, seen };
 }
 
 async function drain(stream: AsyncIterable<StreamBatch>) {
@@ -76,7 +59,7 @@ describe('followStream, abused', () => {
   });
 
   it('a signal aborted before the first read: rejects with its reason, no request sent', async () => {
-    const { base, seen } = await hostile((_req, res) => res.end());
+    const { base, seen } = await serve((_req, res) => res.end());
     const reason = new Error('shutting down');
     await expect(
       drain(
@@ -109,7 +92,7 @@ describe('followStream, abused', () => {
 
   it('an SSE control event without streamNextOffset, or not JSON, is ERR_PROTOCOL', async () => {
     for (const control of ['{"upToDate":true}', 'null', '{not json']) {
-      const { base } = await hostile((_req, res) => {
+      const { base } = await serve((_req, res) => {
         res.writeHead(200, { 'content-type': 'text/event-stream' });
         res.end(`event: data\ndata: x\n\nevent: control\ndata: ${control}\n\n`);
       });
@@ -135,7 +118,7 @@ describe('followStream, abused', () => {
   });
 
   it('an HTTP error shows neither the URL’s credentials nor its query', async () => {
-    const { base } = await hostile((_req, res) => {
+    const { base } = await serve((_req, res) => {
       res.writeHead(404);
       res.end();
     });
@@ -153,7 +136,7 @@ describe('followStream, abused', () => {
 
 describe('tlsFetch, abused', () => {
   it('an already-aborted signal rejects with its reason; nothing crashes', async () => {
-    const { base, seen } = await hostile((_req, res) => res.end('ok'));
+    const { base, seen } = await serve((_req, res) => res.end('ok'));
     const reason = new Error('gone');
     await expect(tlsFetch()(`${base}/x`, { signal: AbortSignal.abort(reason) })).rejects.toBe(
       reason,
