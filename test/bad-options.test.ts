@@ -361,6 +361,28 @@ describe('numbers given as strings, clocks and codes of the wrong shape', () => 
         }),
       'whenUnavailable',
     ],
+    [
+      'fleet ready',
+      () => new SharedBreaker({ redis: {} as never, name: 'b', ready: 5 as never }),
+      'ready',
+    ],
+    [
+      'fleet timeoutMs NaN',
+      () => new SharedBreaker({ redis: {} as never, name: 'b', timeoutMs: Number.NaN }),
+      'timeoutMs',
+    ],
+    ['fleet redis null', () => new SharedBreaker({ redis: null as never, name: 'b' }), 'redis'],
+    ['otel target null', () => instrument(null as never, { meter: {} as never }), 'target'],
+    ['otel meter null', () => instrument(new RetryLayer(), { meter: null as never }), 'meter'],
+    [
+      'otel attributes string',
+      () =>
+        instrument(new RetryLayer(), {
+          meter: { createCounter() {}, createHistogram() {} } as never,
+          attributes: 'x' as never,
+        }),
+      'attributes',
+    ],
     ['grpcRetry codes', () => grpcRetry({ codes: 14 as never }), 'codes'],
     ['grpcRetry code', () => grpcRetry({ codes: ['UNAVAILABLE'] as never }), 'codes'],
     ['parseRetryAfter number', () => parseRetryAfter(120 as never), 'value'],

@@ -3,7 +3,14 @@
  * connection state, when it has one), each script run bounded by a timeout, and one
  * `fallback` event when decisions turn local, one `recovered` when they come back.
  */
-import { type Clock, systemClock, TypedEmitter } from '@towerline/core';
+import {
+  type Clock,
+  describeValue,
+  expectClock,
+  invalidArgument,
+  systemClock,
+  TypedEmitter,
+} from '@towerline/core';
 import type { RedisArg, RedisCommands } from '@towerline/ioredis';
 import type { LuaScript } from './scripts.js';
 
@@ -44,6 +51,19 @@ export class RedisLink {
     options: FleetRedisOptions,
     channel: string,
   ) {
+    const redis = options.redis as Partial<RedisCommands> | null | undefined;
+    if (typeof redis !== 'object' || redis === null)
+      invalidArgument('redis', 'expected a Redis service (resilientRedis, or one composed on it)');
+    if (options.ready !== undefined && typeof options.ready !== 'function')
+      invalidArgument('ready', 'expected a function');
+    for (const [field, ms] of [
+      ['timeoutMs', options.timeoutMs],
+      ['retryAfterMs', options.retryAfterMs],
+    ] as const) {
+      if (ms !== undefined && (typeof ms !== 'number' || !(ms > 0) || !Number.isFinite(ms)))
+        invalidArgument(field, `expected a finite number of ms > 0, got ${describeValue(ms)}`);
+    }
+    expectClock(options.clock);
     this.#redis = options.redis;
     const rc = (options.redis as { reconnector?: { state: string } }).reconnector;
     this.#ready = options.ready ?? (rc ? () => rc.state === 'connected' : undefined);

@@ -100,6 +100,23 @@ function emitterOf(target: Instrumentable): AnyEmitter | undefined {
  */
 export function instrument(target: Instrumentable, options: InstrumentOptions): Disposable {
   expectOptions(options, false);
+  if (typeof target !== 'object' || target === null)
+    invalidArgument('target', 'expected a towerline layer, service or emitter');
+  const meter = options.meter as Partial<Meter> | null | undefined;
+  if (
+    typeof meter !== 'object' ||
+    meter === null ||
+    typeof meter.createCounter !== 'function' ||
+    typeof meter.createHistogram !== 'function'
+  )
+    invalidArgument('meter', 'expected an OpenTelemetry Meter');
+  if (
+    options.attributes !== undefined &&
+    (typeof options.attributes !== 'object' ||
+      options.attributes === null ||
+      Array.isArray(options.attributes))
+  )
+    invalidArgument('attributes', 'expected an object of attributes');
   const emitter = emitterOf(target);
   const channel = typeof emitter?.channel === 'string' ? emitter.channel : '';
   const component = channel.startsWith('towerline:') ? channel.slice('towerline:'.length) : '';
