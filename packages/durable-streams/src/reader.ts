@@ -88,7 +88,8 @@ function withRetryAfter(policy: IntervalFunction): IntervalFunction {
     max: policy.max,
     next: (attempt, error) => {
       const hinted = error instanceof StreamHttpError ? error.retryAfterMs : undefined;
-      return hinted !== undefined
+      // `Retry-After: 0` (or a date past) is no reason to skip the backoff: a storm otherwise.
+      return hinted !== undefined && hinted > 0
         ? Math.min(hinted, policy.max ?? hinted)
         : policy.next(attempt, error);
     },
@@ -189,6 +190,9 @@ export function followStream(url: string, options: FollowOptions = {}): Followed
         closed: bool(res.headers.get('stream-closed')),
         contentType: res.headers.get('content-type') ?? 'application/octet-stream',
       };
+      // Nothing, no progress, yet not caught up: asking again at once would be a request storm.
+      if (batch.data.length === 0 && !batch.closed && !batch.upToDate && next === offset)
+        throw protocolError('a read that returned nothing, moved no offset and is not up to date');
       if (batch.data.length > 0 || batch.closed) yield batch;
       // Handed out (the consumer asked for more): a rebuild resumes after it.
       offset = next;

@@ -111,6 +111,31 @@ describe('followStream, abused', () => {
     }
   });
 
+  it('no request storm: an empty answer that is not up to date, or Retry-After: 0, waits the backoff', async () => {
+    for (const answer of ['empty', 'retry-after-0'] as const) {
+      const { base, seen } = await serve((_req, res) => {
+        if (answer === 'empty') {
+          res.writeHead(200, { 'content-type': 'text/plain', 'stream-next-offset': '0_0' });
+          res.end();
+        } else {
+          res.writeHead(503, { 'retry-after': '0' });
+          res.end();
+        }
+      });
+      const stream = followStream(`${base}/v1/stream/a`, {
+        offset: '0_0',
+        live: false,
+        policy: backoff.fixed(100),
+      });
+      const reading = drain(stream).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 500));
+      await stream.close();
+      await reading;
+      // 100 ms between attempts: about 5 in half a second; a storm made hundreds.
+      expect(seen.requests, answer).toBeLessThan(20);
+    }
+  });
+
   it('an unknown live mode is refused at once', () => {
     expect(() => followStream('http://127.0.0.1:1/s', { live: 'websocket' as never })).toThrow(
       expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', parameter: 'live' }),
