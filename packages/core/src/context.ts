@@ -1,4 +1,4 @@
-import { describeValue, TowerlineError } from './errors.js';
+import { describeValue, invalidArgumentError as invalid, type TowerlineError } from './errors.js';
 
 /**
  * Something that is up or down and can say when it is back: a `Reconnector`, a gRPC channel.
@@ -222,9 +222,6 @@ export function isAbortSignal(value: unknown): value is AbortSignal {
     typeof s.removeEventListener === 'function'
   );
 }
-
-const invalid = (parameter: string, problem: string) =>
-  new TowerlineError('ERR_INVALID_ARGUMENT', `invalid ${parameter}: ${problem}`, { parameter });
 
 /**
  * @internal What is wrong with a context a caller passed (`ERR_INVALID_ARGUMENT`, naming the

@@ -149,11 +149,16 @@ export function notSent(
   return new TowerlineError('ERR_NOT_SENT', message, { cause, mayHaveExecuted: false });
 }
 
-/** Throws `ERR_INVALID_ARGUMENT` naming `parameter`. */
-export function invalidArgument(parameter: string, problem: string): never {
-  throw new TowerlineError('ERR_INVALID_ARGUMENT', `invalid ${parameter}: ${problem}`, {
+/** `ERR_INVALID_ARGUMENT` naming `parameter`, made, not thrown (for a rejected promise). */
+export function invalidArgumentError(parameter: string, problem: string): TowerlineError {
+  return new TowerlineError('ERR_INVALID_ARGUMENT', `invalid ${parameter}: ${problem}`, {
     parameter,
   });
+}
+
+/** Throws `ERR_INVALID_ARGUMENT` naming `parameter`. */
+export function invalidArgument(parameter: string, problem: string): never {
+  throw invalidArgumentError(parameter, problem);
 }
 
 /**

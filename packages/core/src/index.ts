@@ -46,6 +46,7 @@ export {
   expectObject,
   expectOptions,
   invalidArgument,
+  invalidArgumentError,
   isAbortError,
   isTowerlineError,
   notSent,

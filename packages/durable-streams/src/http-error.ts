@@ -42,6 +42,13 @@ export async function checkResponse(res: Response, url: string): Promise<void> {
   throw new StreamHttpError(res.status, url, parseRetryAfter(res.headers.get('retry-after')));
 }
 
+/** A response that is no answer of the protocol (`ERR_PROTOCOL`): a proxy's page, a stripped header. */
+export const protocolError = (message: string): Error & { code: 'ERR_PROTOCOL' } =>
+  Object.assign(new Error(message), { code: 'ERR_PROTOCOL' as const });
+
+export const isProtocolError = (error: unknown): boolean =>
+  error instanceof Error && (error as { code?: unknown }).code === 'ERR_PROTOCOL';
+
 /** Network failures and transient HTTP statuses are worth another attempt; the rest is final. */
 export function isTransient(error: unknown): boolean {
   return error instanceof StreamHttpError ? error.transient : true;

@@ -1,6 +1,13 @@
 import { backoff, describeValue, invalidArgument, serviceFn } from '@towerline/core';
 import { RetryLayer, type RetryOptions } from '@towerline/retry';
-import { checkResponse, isTransient, StreamHttpError, shownUrl } from './http-error.js';
+import {
+  checkResponse,
+  isProtocolError,
+  isTransient,
+  protocolError,
+  StreamHttpError,
+  shownUrl,
+} from './http-error.js';
 
 /** How many times one append may be renumbered by the server's answers before it gives up. */
 const MAX_RESYNCS = 16;
@@ -20,12 +27,6 @@ class SequenceGap extends Error {
     super(error.message);
   }
 }
-
-const protocolError = (message: string) =>
-  Object.assign(new Error(message), { code: 'ERR_PROTOCOL' as const });
-
-const isProtocolError = (error: unknown) =>
-  error instanceof Error && (error as { code?: unknown }).code === 'ERR_PROTOCOL';
 
 const bodyLength = (body: Uint8Array | string) =>
   typeof body === 'string' ? body.length : body.byteLength;

@@ -9,7 +9,7 @@ import {
   type ReconnectorEvents,
   superviseStream,
 } from '@towerline/reconnect';
-import { checkResponse, isTransient, StreamHttpError } from './http-error.js';
+import { checkResponse, isTransient, protocolError, StreamHttpError } from './http-error.js';
 
 /** One response's worth of stream data. */
 export interface StreamBatch {
@@ -53,9 +53,6 @@ const bool = (v: string | null) => v?.toLowerCase() === 'true';
 
 /** Handed by `read` to the loop that iterates: a `live: false` reader has caught up. */
 const CAUGHT_UP = Object.freeze({}) as StreamBatch;
-
-const protocolError = (message: string) =>
-  Object.assign(new Error(message), { code: 'ERR_PROTOCOL' });
 
 /** An SSE `control` event's fields, checked (a proxy or a broken server may send anything). */
 function parseControl(data: string): {
@@ -177,10 +174,7 @@ export function followStream(url: string, options: FollowOptions = {}): Followed
       await checkResponse(res, url);
       const data = res.status === 204 ? new Uint8Array() : new Uint8Array(await res.arrayBuffer());
       const next = res.headers.get('stream-next-offset');
-      if (!next)
-        throw Object.assign(new Error('response without Stream-Next-Offset'), {
-          code: 'ERR_PROTOCOL',
-        });
+      if (!next) throw protocolError('response without Stream-Next-Offset');
       cursor = res.headers.get('stream-cursor') ?? cursor;
       const batch: StreamBatch = {
         data,
@@ -207,8 +201,7 @@ export function followStream(url: string, options: FollowOptions = {}): Followed
   async function* readSse(signal: AbortSignal): AsyncGenerator<StreamBatch> {
     const res = await request(signal, { offset, live: 'sse', ...(cursor ? { cursor } : {}) });
     await checkResponse(res, url);
-    if (!res.body)
-      throw Object.assign(new Error('SSE response without a body'), { code: 'ERR_PROTOCOL' });
+    if (!res.body) throw protocolError('SSE response without a body');
     const base64 = res.headers.get('stream-sse-data-encoding') === 'base64';
     const contentType = res.headers.get('content-type') ?? 'text/event-stream';
     let pending: Uint8Array[] = [];

@@ -3,8 +3,9 @@ import {
   describeValue,
   expectOptions,
   invalidArgument,
+  invalidArgumentError,
   notSent,
-  TowerlineError,
+  type TowerlineError,
 } from '@towerline/core';
 import { type Connector, isSocketError } from '@towerline/reconnect';
 import pg from 'pg';
@@ -102,29 +103,29 @@ function isTransientPgError(error: unknown): boolean {
 export const isTransaction = (r: PgRequest): r is PgTransaction<unknown> =>
   (r as PgTransaction<unknown>).kind === 'transaction';
 
-const invalidRequest = (parameter: string, problem: string) =>
-  new TowerlineError('ERR_INVALID_ARGUMENT', `invalid ${parameter}: ${problem}`, { parameter });
-
 /**
  * @internal What is wrong with a request (`ERR_INVALID_ARGUMENT`, final: no retry can fix it),
  * or undefined. Checked before anything is sent; names kinds of values, never the values.
  */
 export function pgRequestProblem(request: unknown): TowerlineError | undefined {
   if (typeof request !== 'object' || request === null)
-    return invalidRequest(
+    return invalidArgumentError(
       'request',
       `expected { text, values } or a transaction, got ${describeValue(request)}`,
     );
   const r = request as Partial<PgQuery & PgTransaction<unknown>>;
   if (r.kind === 'transaction') {
     if (typeof r.run !== 'function')
-      return invalidRequest('run', `expected a function, got ${describeValue(r.run)}`);
+      return invalidArgumentError('run', `expected a function, got ${describeValue(r.run)}`);
     return undefined;
   }
   if (typeof r.text !== 'string')
-    return invalidRequest('text', `expected the SQL text (a string), got ${describeValue(r.text)}`);
+    return invalidArgumentError(
+      'text',
+      `expected the SQL text (a string), got ${describeValue(r.text)}`,
+    );
   if (r.values !== undefined && !Array.isArray(r.values))
-    return invalidRequest(
+    return invalidArgumentError(
       'values',
       `expected an array of parameters, got ${describeValue(r.values)}`,
     );

@@ -1,13 +1,14 @@
-import { type CallContext, describeValue, type Service, TowerlineError } from '@towerline/core';
+import {
+  type CallContext,
+  describeValue,
+  invalidArgumentError,
+  type Service,
+} from '@towerline/core';
 import type pg from 'pg';
 import { type PgRequest, pgRequestProblem } from './connector.js';
 
 const optionsProblem = (options: unknown) =>
-  new TowerlineError(
-    'ERR_INVALID_ARGUMENT',
-    `invalid options: expected an options object, got ${describeValue(options)}`,
-    { parameter: 'options' },
-  );
+  invalidArgumentError('options', `expected an options object, got ${describeValue(options)}`);
 
 /** Options of one statement. */
 export interface PgQueryOptions {
